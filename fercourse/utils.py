@@ -1,0 +1,161 @@
+"""Set-up and bookkeeping shared by every notebook: seeding, devices, versions, paths.
+
+``fc.setup()`` is the first call in every notebook (see ``notebooks/01_data.ipynb``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+PROJECT_ROOT: Path = Path(__file__).resolve().parent.parent
+"""The repository root when fercourse is installed in editable mode (the course's normal set-up)."""
+
+
+def _dir_from_env(var: str, default: Path) -> Path:
+    value = os.environ.get(var)
+    return Path(value).expanduser().resolve() if value else default
+
+
+def data_dir() -> Path:
+    """Where FER2013 is looked for: ``$FERCOURSE_DATA`` or ``<repo>/data``."""
+    return _dir_from_env("FERCOURSE_DATA", PROJECT_ROOT / "data")
+
+
+def outputs_dir() -> Path:
+    """Where runs write checkpoints and metrics: ``$FERCOURSE_OUTPUTS`` or ``<repo>/outputs``."""
+    return _dir_from_env("FERCOURSE_OUTPUTS", PROJECT_ROOT / "outputs")
+
+
+def in_ci() -> bool:
+    """True on a CI runner (the ``CI`` environment variable is set to a true value)."""
+    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, NumPy and PyTorch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def setup(
+    seed: int = 0, *, deterministic: bool = True, threads: int | None = None
+) -> dict[str, Any]:
+    """The one set-up call at the top of every notebook.
+
+    Seeds every generator, asks PyTorch for deterministic kernels (warn-only, so GPU runs still
+    work), sets a readable plotting style and returns what it set, so the notebook shows it.
+
+    Args:
+        seed: the global seed.
+        deterministic: request deterministic algorithms (on CPU results are then bit-identical).
+        threads: CPU threads for PyTorch (default: PyTorch's own choice).
+
+    Example:
+        >>> import fercourse as fc
+        >>> fc.setup(seed=0)["seed"]
+        0
+    """
+    seed_everything(seed)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    try:
+        import matplotlib as mpl
+
+        mpl.rcParams.update({"figure.dpi": 100, "axes.grid": False, "image.cmap": "gray"})
+    except ImportError:  # pragma: no cover - matplotlib is a core dependency
+        pass
+    return {
+        "seed": seed,
+        "deterministic": deterministic,
+        "device": str(default_device()),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def default_device(device: str | torch.device = "auto") -> torch.device:
+    """Resolve ``"auto"`` to CUDA when available, else CPU; pass anything else through."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+_VERSIONED = (
+    "torch",
+    "torchvision",
+    "timm",
+    "albumentations",
+    "opencv-python-headless",
+    "numpy",
+    "scikit-learn",
+    "grad-cam",
+    "safetensors",
+)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the libraries that decide a result; recorded next to every result."""
+    versions = {"python": platform.python_version(), "fercourse": _version("fercourse")}
+    for name in _VERSIONED:
+        versions[name] = _version(name)
+    versions["cuda"] = torch.version.cuda or "none"
+    return versions
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, then rename).
+
+    A crash or SIGKILL leaves either the old file or the new one, never half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON, atomically (see :func:`atomic_write_bytes`)."""
+    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot store {type(obj).__name__} in JSON")
