@@ -1,0 +1,25 @@
+"""Shared pytest set-up: keep every test on the CPU, seeded, and writing only to tmp folders."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Tests never touch the user's data/ or outputs/ unless a test points there on purpose.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("FERCOURSE_OUTPUTS", str(tmp_path_factory.mktemp("outputs")))
+    monkeypatch.setenv("FERCOURSE_DATA", str(tmp_path_factory.mktemp("data")))
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    import fercourse as fc
+
+    fc.utils.seed_everything(0)
+    yield
