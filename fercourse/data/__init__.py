@@ -1,0 +1,85 @@
+"""The data room: FER2013 in any format, the synthetic stand-in, splits, reports, augmentation
+and loaders. Introduced in ``notebooks/01_data.ipynb``.
+
+    import fercourse as fc
+    data = fc.data.load_fer2013()              # FER2013 if present, else the synthetic faces
+    print(fc.data.data_report(data))           # imbalance, duplicates, blank images
+    split = fc.data.make_split(data)           # saved once, reused by every model
+    loaders = fc.data.make_loaders(data, split)
+    x, y = next(iter(loaders.train))           # (64, 1, 48, 48) float, (64,) int64
+
+One module per responsibility: ``dataset`` (the :class:`FER2013` container), ``formats`` (CSV
+files), ``folders`` (image folders), ``ferplus`` (FERPlus votes), ``cache`` (the .npz cache),
+``load`` (format detection and :func:`load_fer2013`), ``synthetic`` (the stand-in), ``splits``,
+``report``, ``sampling`` (class weights, samplers, subsets), ``augment``, ``loaders``, ``fetch``
+and ``cli``.
+"""
+
+from __future__ import annotations
+
+from .augment import (
+    DEFAULT_AUGMENT,
+    NO_AUGMENT,
+    AugmentSettings,
+    BatchAugment,
+    eval_transform,
+    preview_augmentations,
+    train_transform,
+)
+from .dataset import (
+    FER2013,
+    FER2013_CLASS_COUNTS,
+    FER2013_USAGE_COUNTS,
+    USAGES,
+    DataError,
+)
+from .ferplus import apply_ferplus, majority_vote
+from .fetch import fetch_fer2013, manual_steps, verify_counts
+from .folders import read_image_folders
+from .formats import read_fer2013_csv, write_fer2013_csv
+from .load import detect_format, find_fer2013, load_fer2013, load_synthetic
+from .loaders import Loaders, make_loaders
+from .report import NEAR_CONSTANT_STD, DataReport, data_report
+from .sampling import class_weights, stratified_subset, weighted_sampler
+from .splits import Split, SplitError, make_split
+from .synthetic import DEFAULT_SYNTHETIC_N, make_synthetic_faces
+
+__all__ = [
+    "DEFAULT_AUGMENT",
+    "DEFAULT_SYNTHETIC_N",
+    "FER2013",
+    "FER2013_CLASS_COUNTS",
+    "FER2013_USAGE_COUNTS",
+    "NEAR_CONSTANT_STD",
+    "NO_AUGMENT",
+    "USAGES",
+    "AugmentSettings",
+    "BatchAugment",
+    "DataError",
+    "DataReport",
+    "Loaders",
+    "Split",
+    "SplitError",
+    "apply_ferplus",
+    "class_weights",
+    "data_report",
+    "detect_format",
+    "eval_transform",
+    "fetch_fer2013",
+    "find_fer2013",
+    "load_fer2013",
+    "load_synthetic",
+    "majority_vote",
+    "make_loaders",
+    "make_split",
+    "make_synthetic_faces",
+    "manual_steps",
+    "preview_augmentations",
+    "read_fer2013_csv",
+    "read_image_folders",
+    "stratified_subset",
+    "train_transform",
+    "verify_counts",
+    "weighted_sampler",
+    "write_fer2013_csv",
+]
