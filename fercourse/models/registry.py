@@ -1,0 +1,245 @@
+"""The model registry: build any course model by name, and measure it.
+
+In the style of timm and torchvision: each architecture module registers a builder (a model class
+or a small function) whose keyword-only arguments are its configuration with
+:func:`register_model`;
+:func:`create_model` builds a model by name and records the name and the resolved keyword
+arguments on it, so :func:`fercourse.checkpoint.load_checkpoint` can rebuild exactly the same
+architecture later. Introduced in ``notebooks/02_baseline.ipynb``.
+
+Example:
+    >>> import fercourse as fc
+    >>> model = fc.models.create_model("baseline_cnn", width=16)
+    >>> model.model_name, model.model_kwargs["width"]
+    ('baseline_cnn', 16)
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+import json
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..preprocessing import IMAGE_SIZE
+
+__all__ = [
+    "WEIGHT_KWARGS",
+    "count_flops",
+    "count_parameters",
+    "create_model",
+    "describe_model",
+    "get_model_builder",
+    "list_models",
+    "register_model",
+]
+
+WEIGHT_KWARGS: tuple[str, ...] = ("pretrained", "weights_path")
+"""Builder arguments that say where the starting weights come from, not what the architecture is.
+
+They are never stored in ``model.model_kwargs``: a model rebuilt from a checkpoint must not try to
+download or read weights that the checkpoint already holds.
+"""
+
+DEFAULT_INPUT_SIZE: tuple[int, int, int, int] = (1, 1, IMAGE_SIZE, IMAGE_SIZE)
+
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(
+    fn: Callable[..., nn.Module] | None = None, *, name: str | None = None
+) -> Callable[..., Any]:
+    """Register a model builder under ``name`` (default: the builder's ``__name__``).
+
+    Use it as a decorator on a model class or a builder function: ``@register_model`` or
+    ``@register_model(name="...")``. A builder takes keyword-only arguments with defaults
+    (``def my_cnn(*, width: int = 32) -> nn.Module``, or a class whose ``__init__`` does), so the
+    registry can tell which arguments exist and record their values.
+
+    Raises:
+        ValueError: if the name is already registered (timm only warns and overwrites, which hides
+            a second definition silently).
+        TypeError: if the builder takes positional arguments, ``**kwargs`` or an argument without
+            a default.
+    """
+
+    def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        key = name or builder.__name__
+        if key in _BUILDERS:
+            other = _BUILDERS[key]
+            raise ValueError(
+                f"model name {key!r} is already registered by {other.__module__}.{other.__qualname__}; "
+                "choose another name"
+            )
+        bad = [
+            p.name
+            for p in inspect.signature(builder).parameters.values()
+            if p.kind is not inspect.Parameter.KEYWORD_ONLY or p.default is inspect.Parameter.empty
+        ]
+        if bad:
+            raise TypeError(
+                f"builder {builder.__qualname__} must take keyword-only arguments with defaults "
+                f"(`def {builder.__name__}(*, ...)`); these are not: {', '.join(bad)}"
+            )
+        _BUILDERS[key] = builder
+        return builder
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Names of the registered models, in the order the course introduces them.
+
+    Args:
+        pattern: optional shell-style filter, e.g. ``"*cnn"``.
+    """
+    names = list(_BUILDERS)
+    return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
+
+
+def get_model_builder(name: str) -> Callable[..., nn.Module]:
+    """Return the builder function registered as ``name``.
+
+    Raises:
+        ValueError: for an unknown name; the message lists the available models.
+    """
+    try:
+        return _BUILDERS[name]
+    except KeyError:
+        close = difflib.get_close_matches(str(name), list(_BUILDERS), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"unknown model {name!r}.{hint} Available models: {', '.join(_BUILDERS)}"
+        ) from None
+
+
+def create_model(name: str, *, pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """Build a registered model by name.
+
+    Args:
+        name: one of :func:`list_models` (``baseline_cnn``, ``attention_cnn``, ``multiscale``,
+            ``hybrid_transformer``, ``specialists``, ``vit_tiny``).
+        pretrained: start from pretrained weights (only models whose builder accepts it:
+            ``vit_tiny``).
+        **kwargs: the architecture's keyword arguments (see its builder's docstring).
+
+    Returns:
+        The model, in training mode, with ``model.model_name`` and ``model.model_kwargs`` (every
+        builder argument with its value, JSON-serialisable, without ``pretrained`` /
+        ``weights_path``) set.
+
+    Raises:
+        ValueError: unknown model name, or ``pretrained=True`` for a model without weights.
+        TypeError: an argument the builder does not take (the message lists those it takes).
+
+    Example:
+        >>> model = create_model("attention_cnn")
+        >>> model(torch.zeros(2, 1, 48, 48)).shape
+        torch.Size([2, 7])
+    """
+    builder = get_model_builder(name)
+    params = inspect.signature(builder).parameters
+    unknown = [k for k in kwargs if k not in params or k == "pretrained"]
+    if unknown:
+        accepted = [k for k in params if k != "pretrained"]
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, accepted, n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise TypeError(
+            f"create_model({name!r}) got unknown keyword argument(s) {', '.join(hints)}; "
+            f"{name} takes: {', '.join(accepted)}"
+        )
+    if pretrained and "pretrained" not in params:
+        with_weights = [
+            n for n, b in _BUILDERS.items() if "pretrained" in inspect.signature(b).parameters
+        ]
+        raise ValueError(
+            f"{name!r} has no pretrained weights; train it from scratch (pretrained=False). "
+            f"Models with pretrained weights: {', '.join(with_weights) or 'none'}"
+        )
+    call = dict(kwargs)
+    if "pretrained" in params:
+        call["pretrained"] = pretrained
+    model = builder(**call)
+    config = {k: p.default for k, p in params.items() if k not in WEIGHT_KWARGS}
+    config.update({k: v for k, v in kwargs.items() if k not in WEIGHT_KWARGS})
+    model.model_name = name
+    model.model_kwargs = _jsonable(config, name)
+    return model
+
+
+def _jsonable(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """Tuples become lists (what JSON gives back), anything JSON cannot hold is an error."""
+    try:
+        return json.loads(json.dumps(config))
+    except TypeError as exc:
+        bad = [k for k, v in config.items() if not _dumps_ok(v)]
+        raise TypeError(
+            f"create_model({name!r}): keyword argument(s) {bad} cannot be stored in a checkpoint "
+            f"card (JSON): {exc}"
+        ) from exc
+
+
+def _dumps_ok(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except TypeError:
+        return False
+    return True
+
+
+def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
+    """Number of parameters of ``model`` (all of them, or only those that require gradients)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def count_flops(model: nn.Module, input_size: tuple[int, ...] = DEFAULT_INPUT_SIZE) -> int:
+    """Floating-point operations of one forward pass, counted by PyTorch's ``FlopCounterMode``.
+
+    Counts convolutions, matrix products and attention (a multiply-add is 2 FLOPs); pooling,
+    normalisation and activations are left out, as is usual. The model runs once in eval mode on
+    zeros (with autograd on, so ``nn.TransformerEncoder`` takes its countable path), then gets its
+    mode back.
+
+    Args:
+        model: any module.
+        input_size: shape of the input batch; the default is one 48x48 face.
+    """
+    was_training = model.training
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    x = torch.zeros(input_size, device=device)
+    model.eval()
+    try:
+        with torch.enable_grad(), FlopCounterMode(display=False) as counter:
+            model(x)
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def describe_model(
+    model: nn.Module, input_size: tuple[int, ...] = DEFAULT_INPUT_SIZE
+) -> dict[str, Any]:
+    """A small summary for notebooks: name, parameters, GFLOPs per face and input shape.
+
+    Example:
+        >>> describe_model(create_model("baseline_cnn"))  # doctest: +SKIP
+        {'name': 'baseline_cnn', 'params': 420007, 'params_m': 0.42, 'gflops': 0.171, 'input': [1, 1, 48, 48]}
+    """
+    params = count_parameters(model)
+    flops = count_flops(model, input_size)
+    return {
+        "name": getattr(model, "model_name", type(model).__name__),
+        "params": params,
+        "params_m": round(params / 1e6, 2),
+        "gflops": round(flops / 1e9 / input_size[0], 3),
+        "input": list(input_size),
+    }
