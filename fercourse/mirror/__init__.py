@@ -1,0 +1,40 @@
+"""The live webcam emoji mirror (``notebooks/09_mirror.ipynb``).
+
+- :func:`launch` / :class:`Mirror`: camera, controls, counters and a snapshot mode in one widget;
+- :class:`FrameTap`: the anywidget that streams camera frames into Python (~30 frames/s);
+- :class:`FrameProcessor`: the per-frame work (detect, ``prepare_face``, classify, smooth);
+- :class:`FaceTracks`: per-face EMA of probabilities, faces matched across frames by IoU;
+- :func:`snapshot`, :func:`sample_photo`: the same pipeline on a still picture;
+- :func:`moving_frames`, :func:`browser_frame`: a webcam-like clip for the benchmark and tests.
+"""
+
+from __future__ import annotations
+
+from .app import NO_MODEL_MESSAGE, Mirror, Snapshot, decode_image, launch, model_choices, snapshot
+from .demo import browser_frame, moving_frames, sample_photo
+from .drawing import annotate, result_html
+from .pipeline import FaceResult, FrameProcessor, FrameResult, live_detector
+from .smoothing import FaceTracks, Track
+from .tap import FrameTap
+
+__all__ = [
+    "NO_MODEL_MESSAGE",
+    "FaceResult",
+    "FaceTracks",
+    "FrameProcessor",
+    "FrameResult",
+    "FrameTap",
+    "Mirror",
+    "Snapshot",
+    "Track",
+    "annotate",
+    "browser_frame",
+    "decode_image",
+    "launch",
+    "live_detector",
+    "model_choices",
+    "moving_frames",
+    "result_html",
+    "sample_photo",
+    "snapshot",
+]
