@@ -1,0 +1,258 @@
+"""``python -m fercourse train`` and ``python -m fercourse evaluate``: thin wrappers over ``fc.fit``
+and ``fc.evaluate``, the equivalents of the original project's training and evaluation scripts.
+
+Examples::
+
+    python -m fercourse train --model all --preset smoke
+    python -m fercourse train --model baseline_cnn,vit_tiny --epochs 30 --set label_smoothing=0.1
+    python -m fercourse evaluate --model baseline_cnn --tta flip
+    python -m fercourse evaluate --run outputs/runs/baseline_cnn --run outputs/runs/vit_tiny --ensemble
+
+Introduced in ``notebooks/02_baseline.ipynb`` (the same calls, one model at a time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from ..utils import outputs_dir
+from .config import PRESETS, TrainConfig, parse_overrides
+
+_REPORTED_SPLITS = ("PrivateTest", "PublicTest")
+
+
+def _model_names(values: list[str] | None) -> list[str]:
+    from ..models import list_models
+
+    known = list_models()
+    names: list[str] = []
+    for value in values or ["all"]:
+        for name in (v.strip() for v in value.split(",")):
+            if not name:
+                continue
+            if name == "all":
+                names += [n for n in known if n not in names]
+            elif name not in known:
+                raise SystemExit(f"unknown model {name!r}; choose from all, {', '.join(known)}")
+            elif name not in names:
+                names.append(name)
+    return names
+
+
+def _load_data(path: str | None) -> Any:
+    from ..data import load_fer2013
+
+    data = load_fer2013(path)
+    print(f"data: {data!r}", flush=True)
+    return data
+
+
+def train_main(argv: list[str]) -> int:
+    """``python -m fercourse train``: train one model, several, or all six.
+
+    Each model gets its per-model defaults (``TrainConfig.for_model``), a run folder
+    ``<out>/<model>`` (resumed when it exists), and, unless ``--no-evaluate``, its best checkpoint
+    is scored on PrivateTest and PublicTest into that folder's ``metrics.json``.
+
+    Returns:
+        0 when every model trained, 1 otherwise.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m fercourse train", description="Train FER2013 models (fc.fit)."
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        metavar="all|NAME[,NAME]",
+        help="model(s) to train (default: all)",
+    )
+    parser.add_argument(
+        "--preset", choices=PRESETS, default="full", help="full recipe or smoke test"
+    )
+    parser.add_argument("--data", help="FER2013 file or folder (default: fc.utils.data_dir())")
+    parser.add_argument("--out", help="parent of the run folders (default: outputs/runs)")
+    parser.add_argument("--epochs", type=int, help="override the number of epochs")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="any TrainConfig field"
+    )
+    parser.add_argument("--no-resume", action="store_true", help="start afresh (deletes old runs)")
+    parser.add_argument("--no-evaluate", action="store_true", help="skip the test-split scores")
+    parser.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bars"
+    )
+    args = parser.parse_args(argv)
+    try:
+        overrides = parse_overrides(args.set)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
+    names = _model_names(args.model)
+
+    import fercourse as fc
+
+    data = _load_data(args.data)
+    root = Path(args.out) if args.out else outputs_dir() / "runs"
+    failed = []
+    for name in names:
+        try:
+            config = TrainConfig.for_model(name, preset=args.preset, **overrides)
+            fc.setup(seed=config.seed)
+            model = fc.models.create_model(name)
+            split = fc.data.make_split(data, seed=config.seed)
+            started = time.perf_counter()
+            history = fc.fit(
+                model,
+                data,
+                config,
+                split=split,
+                out_dir=root / name,
+                resume=not args.no_resume,
+                progress=args.progress,
+            )
+            line = (
+                f"{name:<20} best val_acc {history.best_val_acc:.4f} "
+                f"(epoch {history.best_epoch}/{len(history)})"
+            )
+            if not args.no_evaluate:
+                for split_name in _REPORTED_SPLITS:
+                    m = fc.evaluate(model, data, split_name, split_obj=split, save_to=root / name)
+                    line += f"  {split_name} {m['accuracy']:.4f}"
+            line += (
+                f"  {time.perf_counter() - started:.1f} s  -> {root / name / 'best.safetensors'}"
+            )
+            print(line, flush=True)
+        except Exception:  # keep training the other models; report at the end
+            traceback.print_exc()
+            failed.append(name)
+    if failed:
+        print(f"failed: {', '.join(failed)}")
+        return 1
+    return 0
+
+
+def _run_dirs(args: argparse.Namespace) -> list[Path]:
+    from .engine import find_runs
+
+    dirs = [Path(p) for p in args.run or []]
+    dirs += [Path(p).parent for p in args.checkpoint or []]
+    for name in _model_names(args.model) if args.model else []:
+        found = find_runs(name, args.root)
+        if not found:
+            raise SystemExit(f"no trained {name} under {args.root or outputs_dir()} (no best.json)")
+        dirs.append(found[0])
+    if not dirs:
+        found = find_runs(root=args.root)
+        if not found:
+            raise SystemExit(
+                f"no runs under {args.root or outputs_dir()}; pass --run or --checkpoint"
+            )
+        dirs = found
+    return dirs
+
+
+def _split_for(card: dict[str, Any], data: Any) -> Any:
+    """The run's own split (its file when it still exists), so ``val`` means the run's val."""
+    from ..data import make_split
+
+    seed = int(card.get("config", {}).get("seed", 0))
+    path = card.get("split_path") or None
+    split = make_split(data, seed=seed, path=path if path and Path(path).is_file() else None)
+    if card.get("split_hash") and getattr(split, "hash", None) != card["split_hash"]:
+        print(
+            f"warning: the split differs from the one the run was trained on ({card['split_hash'][:12]})"
+        )
+    return split
+
+
+def _row(label: str, m: dict[str, Any]) -> str:
+    return (
+        f"{label:<22} {m['split']:<12} {m['tta'] or '-':<8} {m['n']:>6} {m['accuracy']:>8.4f} "
+        f"{m['macro_f1']:>8.4f} {m['ece']:>7.4f}  {m.get('selected_on') or '?'}"
+    )
+
+
+def evaluate_main(argv: list[str]) -> int:
+    """``python -m fercourse evaluate``: score trained runs, write ``metrics.json``, print a table.
+
+    The best checkpoint of each run is scored on the requested splits (default PrivateTest, the
+    reported test set, and PublicTest); the last column says where the checkpoint was selected
+    (``val``, carved from Training).
+
+    Returns:
+        0 on success.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m fercourse evaluate", description="Evaluate trained runs (fc.evaluate)."
+    )
+    parser.add_argument("--run", action="append", help="a run folder (repeatable)")
+    parser.add_argument("--checkpoint", action="append", help="a best/last checkpoint file")
+    parser.add_argument("--model", action="append", help="the best run of this model under --root")
+    parser.add_argument("--root", help="where --model looks (default: outputs/)")
+    parser.add_argument("--data", help="FER2013 file or folder (default: fc.utils.data_dir())")
+    parser.add_argument(
+        "--split", action="append", help="PrivateTest, PublicTest, val or train (repeatable)"
+    )
+    parser.add_argument("--tta", choices=("none", "flip", "tencrop"), default="none")
+    parser.add_argument("--calibrate", action="store_true", help="also with temperature scaling")
+    parser.add_argument("--ensemble", action="store_true", help="also the average of the runs")
+    parser.add_argument("--out", help="where the ensemble's metrics.json goes")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-size", type=int, default=256)
+    args = parser.parse_args(argv)
+
+    from ..checkpoint import read_card
+    from ..evaluation import evaluate, evaluate_ensemble, fit_temperature
+    from .engine import load_run
+
+    splits = args.split or list(_REPORTED_SPLITS)
+    tta = None if args.tta == "none" else args.tta
+    dirs = _run_dirs(args)
+    data = _load_data(args.data)
+    header = f"{'model':<22} {'split':<12} {'tta':<8} {'n':>6} {'accuracy':>8} {'macro-F1':>8} {'ECE':>7}  selected on"
+    lines = [header, "-" * len(header)]
+    models, split = [], None
+    for run_dir in dirs:
+        which = "best"
+        for ck in args.checkpoint or []:
+            if Path(ck).parent == run_dir:
+                which = Path(ck).stem
+        run = load_run(run_dir, which)
+        split = _split_for(read_card(run_dir / which), data)
+        models.append(run.model)
+        temperature = None
+        if args.calibrate:
+            temperature = fit_temperature(run.model, data, split, device=args.device)
+        for split_name in splits:
+            common = dict(split_obj=split, tta=tta, device=args.device, batch_size=args.batch_size)
+            m = evaluate(run.model, data, split_name, save_to=run_dir, **common)
+            lines.append(_row(run.model.model_name, m))
+            if temperature is not None:
+                m = evaluate(
+                    run.model, data, split_name, temperature=temperature, save_to=run_dir, **common
+                )
+                lines.append(_row(f"  T={temperature:.2f}", m))
+        print(f"wrote {run_dir / 'metrics.json'}", flush=True)
+    if args.ensemble and len(models) > 1:
+        out = Path(args.out) if args.out else outputs_dir() / "ensemble"
+        for split_name in splits:
+            m = evaluate_ensemble(
+                models,
+                data,
+                split_name,
+                split_obj=split,
+                tta=tta,
+                device=args.device,
+                batch_size=args.batch_size,
+                save_to=out,
+            )
+            lines.append(_row("ensemble", m))
+        print(f"wrote {out / 'metrics.json'}")
+    print("\n".join(lines))
+    if getattr(data, "synthetic", False):
+        print("note: synthetic stand-in faces, not FER2013")
+    return 0

@@ -1,0 +1,301 @@
+"""Training hyperparameters as one dataclass, with per-model defaults and presets.
+
+A :class:`TrainConfig` is plain data: it prints, compares and saves as JSON (``asdict``), so the
+``config.json`` next to every run says exactly how the weights were made. Introduced in
+``notebooks/02_baseline.ipynb``; the transformer defaults are discussed in
+``notebooks/05_hybrid.ipynb`` and ``notebooks/07_vit.ipynb``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULERS = ("plateau", "cosine", "onecycle", "none")
+MONITORS = ("val_acc", "val_loss")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+PRESETS = ("full", "smoke")
+
+CNN_MODELS = ("baseline_cnn", "attention_cnn", "multiscale", "specialists")
+"""Models trained with the CNN defaults (lr 1e-3, no warm-up)."""
+
+# Per-model defaults of the original project: the CNNs train from scratch at 1e-3; the
+# transformers need a smaller rate and a warm-up or their attention collapses early on, and they
+# improve more slowly, hence the longer patience.
+_MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    **{name: {"lr": 1e-3} for name in CNN_MODELS},
+    "hybrid_transformer": {"lr": 1e-4, "warmup_epochs": 5, "patience": 20},
+    "vit_tiny": {"lr": 5e-5, "warmup_epochs": 5, "patience": 20},
+}
+
+# `smoke`: a few epochs on a small stratified subset, so a notebook trains in about a minute on
+# 2 CPU cores and still shows a model learning (see notebooks/02_baseline.ipynb). A few hundred
+# steps are too few for augmentation and class weights to pay off (measured on the synthetic
+# faces: with them the baseline stays at chance, without them it reaches ~45 %), so smoke turns
+# both off and uses a one-cycle schedule with a higher peak rate and smaller batches.
+_SMOKE: dict[str, Any] = {
+    "epochs": 4,
+    "batch_size": 32,
+    "scheduler": "onecycle",
+    "augment": None,
+    "class_weighted": False,
+    "patience": 0,
+}
+_SMOKE_LR: dict[str, float] = {
+    **dict.fromkeys(CNN_MODELS, 5e-3),
+    "hybrid_transformer": 5e-4,
+    "vit_tiny": 1e-3,
+}
+_SMOKE_SIZES: dict[str, tuple[int, int]] = {  # model -> (max_train_samples, max_val_samples)
+    "baseline_cnn": (1200, 400),
+    "attention_cnn": (1000, 300),
+    "specialists": (1000, 300),
+    "vit_tiny": (800, 300),
+    "multiscale": (500, 200),
+    "hybrid_transformer": (240, 120),
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything :func:`fercourse.training.fit` needs to know besides the model and the data.
+
+    Build one with :meth:`for_model` (per-model defaults and a preset) rather than by hand.
+    Introduced in ``notebooks/02_baseline.ipynb``.
+
+    Attributes:
+        epochs: maximum number of epochs (early stopping may end sooner).
+        batch_size: images per training step.
+        lr: peak learning rate.
+        weight_decay: decoupled weight decay (AdamW) or L2 (SGD).
+        optimizer: ``"adamw"`` or ``"sgd"`` (SGD uses ``momentum`` and ``nesterov``).
+        momentum: SGD momentum.
+        nesterov: Nesterov momentum for SGD (the strongest published FER2013 CNN recipe uses it).
+        scheduler: ``"plateau"`` (ReduceLROnPlateau on the monitored value, once per epoch),
+            ``"cosine"`` (cosine decay per step), ``"onecycle"`` (OneCycleLR per step) or
+            ``"none"``.
+        warmup_epochs: linear warm-up from ``lr / steps`` to ``lr`` over this many epochs
+            (``"onecycle"`` uses it as its rising phase).
+        min_lr_factor: the cosine schedule decays to ``lr * min_lr_factor``.
+        patience: early stopping: stop after this many epochs without improvement of
+            ``monitor``; ``0`` turns early stopping off.
+        monitor: ``"val_acc"`` (default: higher is better) or ``"val_loss"`` (lower is better);
+            it picks the best epoch, drives early stopping and the plateau scheduler.
+        min_delta: an improvement smaller than this does not count.
+        plateau_factor: ReduceLROnPlateau multiplies the rate by this.
+        plateau_patience: ReduceLROnPlateau waits this many epochs.
+        label_smoothing: cross-entropy label smoothing (0 = off).
+        class_weighted: weight the cross-entropy by inverse class frequency of the training
+            split (``fc.data.class_weights``); FER2013 has 16x more happy than disgust faces.
+        ema: decay of an exponential moving average of the weights (e.g. ``0.999``), or ``None``.
+            With EMA, validation and the saved checkpoints use the averaged weights.
+        mixup_alpha: MixUp Beta parameter (0 = off).
+        cutmix_alpha: CutMix Beta parameter (0 = off); with both on, each batch picks one.
+        augment: the training augmentation, passed to ``fc.data.make_loaders``: ``"batch"``
+            (tensor ops on the device, default), ``"albumentations"`` (per image) or ``None``.
+        weighted_sampler: passed to ``fc.data.make_loaders`` (oversample rare classes).
+        num_workers: DataLoader worker processes (0 is fastest on a 2-core machine).
+        grad_clip: clip the gradient norm to this value, or ``None``.
+        max_train_samples: train on a stratified subset of this size (``None`` = all).
+        max_val_samples: validate on a stratified subset of this size (``None`` = all).
+        checkpoint_every_steps: also save the resumable state every this many steps inside an
+            epoch, so a run killed mid-epoch loses at most this many steps (0 = epoch ends
+            only). ``None``: 200 on a CPU (minutes of work), 0 on a GPU (an epoch takes seconds).
+        device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ...
+        amp: ``"auto"`` (bf16 autocast on CUDA, off on CPU), ``"bf16"``, ``"fp16"`` or ``"off"``.
+        channels_last: ``"auto"`` (on CUDA only), ``True`` or ``False``.
+        compile: wrap the model in ``torch.compile`` for training (worth it on a GPU only).
+        deterministic: deterministic kernels and no cuDNN autotuning (bit-identical on CPU).
+        seed: seeds the split, the subset, the batch order and every random draw.
+        preset: the preset this config came from (recorded for the reader, not used).
+    """
+
+    epochs: int = 50
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    optimizer: str = "adamw"
+    momentum: float = 0.9
+    nesterov: bool = True
+    scheduler: str = "plateau"
+    warmup_epochs: int = 0
+    min_lr_factor: float = 0.01
+    patience: int = 10
+    monitor: str = "val_acc"
+    min_delta: float = 0.0
+    plateau_factor: float = 0.5
+    plateau_patience: int = 5
+    label_smoothing: float = 0.0
+    class_weighted: bool = True
+    ema: float | None = None
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    augment: str | None = "batch"
+    weighted_sampler: bool = False
+    num_workers: int = 0
+    grad_clip: float | None = None
+    max_train_samples: int | None = None
+    max_val_samples: int | None = None
+    checkpoint_every_steps: int | None = None
+    device: str = "auto"
+    amp: str = "auto"
+    channels_last: bool | str = "auto"
+    compile: bool = False
+    deterministic: bool = True
+    seed: int = 0
+    preset: str = "full"
+
+    RESUME_IGNORED: ClassVar[tuple[str, ...]] = (
+        "checkpoint_every_steps",
+        "num_workers",
+        "device",
+        "compile",
+    )
+    """Fields that may differ when a run is resumed: they change speed, not the result."""
+
+    def __post_init__(self) -> None:
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("scheduler", self.scheduler, SCHEDULERS)
+        _check_choice("monitor", self.monitor, MONITORS)
+        _check_choice("amp", self.amp, AMP_MODES)
+        _check_choice("preset", self.preset, PRESETS)
+        if self.channels_last not in (True, False, "auto"):
+            raise ValueError(
+                f"channels_last must be True, False or 'auto', not {self.channels_last!r}"
+            )
+        for name in ("epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(
+                    f"TrainConfig.{name} must be at least 1, got {getattr(self, name)}"
+                )
+        if self.lr <= 0:
+            raise ValueError(f"TrainConfig.lr must be positive, got {self.lr}")
+        if self.ema is not None and not 0.0 < self.ema < 1.0:
+            raise ValueError(f"TrainConfig.ema must be a decay in (0, 1) or None, got {self.ema}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(
+                f"TrainConfig.label_smoothing must be in [0, 1), got {self.label_smoothing}"
+            )
+        if self.warmup_epochs < 0 or self.patience < 0 or (self.checkpoint_every_steps or 0) < 0:
+            raise ValueError(
+                "warmup_epochs, patience and checkpoint_every_steps cannot be negative"
+            )
+
+    @classmethod
+    def for_model(cls, name: str, preset: str = "full", **overrides: Any) -> TrainConfig:
+        """The recommended config for a model, optionally shrunk by a preset.
+
+        Args:
+            name: a model name from ``fc.models.list_models()``.
+            preset: ``"full"`` (the original project's recipe: batch 64, up to 50 epochs, AdamW,
+                ReduceLROnPlateau, early stopping, class-weighted cross-entropy) or ``"smoke"``
+                (4 epochs on a stratified subset, 1,200 training images for the baseline and
+                fewer for the slower models, batch 32, one-cycle schedule, no augmentation or
+                class weights: about a minute on 2 CPU cores).
+            **overrides: any field of :class:`TrainConfig`; applied last.
+
+        Returns:
+            A new :class:`TrainConfig`.
+
+        Raises:
+            ValueError: an unknown model, preset or field name, or an invalid value.
+
+        Example:
+            >>> cfg = TrainConfig.for_model("vit_tiny", preset="smoke", label_smoothing=0.1)
+            >>> cfg.lr, cfg.epochs, cfg.scheduler, cfg.label_smoothing
+            (0.001, 4, 'onecycle', 0.1)
+        """
+        if name not in _MODEL_DEFAULTS:
+            raise ValueError(
+                f"no training defaults for model {name!r} (known: {', '.join(_MODEL_DEFAULTS)}); "
+                "build a TrainConfig(...) yourself for a new model"
+            )
+        _check_choice("preset", preset, PRESETS)
+        values: dict[str, Any] = dict(_MODEL_DEFAULTS[name])
+        if preset == "smoke":
+            values.update(_SMOKE, lr=_SMOKE_LR[name])
+            values["max_train_samples"], values["max_val_samples"] = _SMOKE_SIZES[name]
+            # One-cycle warms up by itself (its first 30 %).
+            values["warmup_epochs"] = 0
+        values["preset"] = preset
+        cls._check_names(overrides)
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **overrides: Any) -> TrainConfig:
+        """A copy with some fields changed (unknown names are an error)."""
+        self._check_names(overrides)
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Rebuild a config from :meth:`to_dict` (e.g. a run's ``config.json``)."""
+        cls._check_names(values)
+        return cls(**values)
+
+    def differences(self, other: dict[str, Any] | TrainConfig) -> dict[str, tuple[Any, Any]]:
+        """Fields that differ from ``other`` (ignoring :attr:`RESUME_IGNORED`): name -> (other, self)."""
+        theirs = other.to_dict() if isinstance(other, TrainConfig) else dict(other)
+        ours = self.to_dict()
+        return {
+            k: (theirs.get(k, "<missing>"), v)
+            for k, v in ours.items()
+            if k not in self.RESUME_IGNORED and theirs.get(k, "<missing>") != v
+        }
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        """Names of the config's fields."""
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def _check_names(cls, values: dict[str, Any]) -> None:
+        known = cls.field_names()
+        for key in values:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ValueError(
+                    f"unknown TrainConfig field {key!r}{hint}; fields: {', '.join(known)}"
+                )
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Parse command-line ``key=value`` strings into typed config overrides.
+
+    Values are read as JSON where possible (``1e-3``, ``true``, ``null``), ``none`` means ``None``,
+    anything else stays a string. Used by ``python -m fercourse train --set lr=3e-4``.
+
+    Raises:
+        ValueError: a pair without ``=`` or an unknown field name.
+    """
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise ValueError(f"expected key=value, got {pair!r}")
+        key = key.strip().replace("-", "_")
+        raw = raw.strip()
+        if raw.lower() in ("none", "null"):
+            value: Any = None
+        else:
+            try:
+                value = json.loads(raw.lower() if raw.lower() in ("true", "false") else raw)
+            except json.JSONDecodeError:
+                value = raw
+        out[key] = value
+    TrainConfig._check_names(out)
+    return out
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"TrainConfig.{name} must be one of {', '.join(choices)}; got {value!r}")

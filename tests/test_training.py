@@ -1,0 +1,409 @@
+"""Training: configs, short CPU runs that learn, checkpoints, and exact resume after SIGKILL."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import fercourse as fc
+from fercourse.checkpoint import CheckpointError, load_checkpoint, load_state_dict, read_card
+from fercourse.training import (
+    History,
+    ResumeError,
+    TrainConfig,
+    fit,
+    load_run,
+    load_train_state,
+    parse_overrides,
+)
+from fercourse.training.engine import _Schedule
+
+# A small model and dataset for the mechanics tests (seconds, not minutes, on 2 shared cores).
+TINY = {"width": 8, "hidden": 32}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # One thread is much faster than two on a CPU shared with other jobs (no OpenMP spinning).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _tiny_config(**overrides) -> TrainConfig:
+    values = dict(
+        epochs=2,
+        batch_size=16,
+        max_train_samples=96,
+        max_val_samples=32,
+        checkpoint_every_steps=2,
+        patience=0,
+    )
+    values.update(overrides)
+    return TrainConfig.for_model("baseline_cnn", **values)
+
+
+@pytest.fixture(scope="module")
+def faces():
+    return fc.data.make_synthetic_faces(n=400, seed=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Config
+# ---------------------------------------------------------------------------------------------
+
+
+def test_per_model_defaults_and_presets():
+    cnn = TrainConfig.for_model("baseline_cnn")
+    assert (cnn.lr, cnn.batch_size, cnn.epochs, cnn.optimizer, cnn.scheduler) == (
+        1e-3,
+        64,
+        50,
+        "adamw",
+        "plateau",
+    )
+    assert cnn.class_weighted and cnn.mixup_alpha == 0 and cnn.cutmix_alpha == 0
+    hybrid = TrainConfig.for_model("hybrid_transformer")
+    assert (hybrid.lr, hybrid.warmup_epochs, hybrid.patience) == (1e-4, 5, 20)
+    vit = TrainConfig.for_model("vit_tiny")
+    assert (vit.lr, vit.warmup_epochs, vit.patience) == (5e-5, 5, 20)
+    smoke = TrainConfig.for_model("vit_tiny", preset="smoke", label_smoothing=0.1)
+    assert smoke.epochs <= 5 and smoke.max_train_samples and smoke.label_smoothing == 0.1
+    assert smoke.preset == "smoke" and smoke.warmup_epochs <= 1
+    assert json.loads(json.dumps(smoke.to_dict())) == smoke.to_dict()
+    assert TrainConfig.from_dict(smoke.to_dict()) == smoke
+
+
+def test_config_errors_are_clear():
+    with pytest.raises(ValueError, match="did you mean 'lr'"):
+        TrainConfig.for_model("baseline_cnn", lrr=0.1)
+    with pytest.raises(ValueError, match="no training defaults for model 'resnet'"):
+        TrainConfig.for_model("resnet")
+    with pytest.raises(ValueError, match="scheduler must be one of"):
+        TrainConfig(scheduler="step")
+    with pytest.raises(ValueError, match="ema"):
+        TrainConfig(ema=1.5)
+    assert parse_overrides(
+        ["lr=3e-4", "ema=0.999", "grad_clip=none", "optimizer=sgd", "nesterov=true"]
+    ) == {
+        "lr": 3e-4,
+        "ema": 0.999,
+        "grad_clip": None,
+        "optimizer": "sgd",
+        "nesterov": True,
+    }
+    with pytest.raises(ValueError, match="unknown TrainConfig field"):
+        parse_overrides(["epochz=3"])
+
+
+def _lrs(config: TrainConfig, steps_per_epoch: int = 4) -> list[float]:
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=config.lr, momentum=0.9)
+    schedule = _Schedule(opt, config, steps_per_epoch)
+    out = []
+    for epoch in range(config.epochs):
+        for _ in range(steps_per_epoch):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            schedule.after_step()
+        schedule.after_epoch(epoch + 1, 0.5)  # a flat validation score: the plateau kicks in
+    return out
+
+
+def test_learning_rate_schedules():
+    warm = _lrs(
+        TrainConfig(lr=1.0, epochs=4, warmup_epochs=1, scheduler="plateau", plateau_patience=1)
+    )
+    assert warm[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])  # linear warm-up per step
+    assert warm[4:8] == pytest.approx([1.0] * 4) and warm[-1] == pytest.approx(0.5)
+    cosine = _lrs(TrainConfig(lr=1.0, epochs=3, scheduler="cosine", min_lr_factor=0.0))
+    assert cosine[0] == pytest.approx(1.0) and cosine[-1] < 0.05
+    assert all(a >= b for a, b in itertools.pairwise(cosine))
+    onecycle = _lrs(TrainConfig(lr=1.0, epochs=3, scheduler="onecycle", optimizer="sgd"))
+    peak = int(np.argmax(onecycle))
+    assert 0 < peak < len(onecycle) - 1 and max(onecycle) == pytest.approx(1.0, rel=0.05)
+    assert _lrs(TrainConfig(lr=1.0, epochs=2, scheduler="none")) == [1.0] * 8
+
+
+# ---------------------------------------------------------------------------------------------
+# Short runs that learn
+# ---------------------------------------------------------------------------------------------
+
+LEARN_N = 2000  # 1,440 Training faces after val; the smoke preset trains on 1,200 (baseline)
+
+
+@pytest.fixture(scope="module")
+def learn_data():
+    return fc.data.make_synthetic_faces(n=LEARN_N, seed=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["baseline_cnn", "attention_cnn"])
+def test_short_cpu_run_beats_chance(name, learn_data, tmp_path):
+    fc.setup(seed=0)
+    split = fc.data.make_split(learn_data, path=tmp_path / "split.json")
+    # The smoke recipe, one epoch longer, on half-width models: ~4x cheaper per image and they
+    # learn as fast per step (measured: val ~0.5 against a majority rate of 0.25).
+    config = TrainConfig.for_model(name, preset="smoke", epochs=5)
+    model = fc.models.create_model(name, width=16)
+    history = fit(model, learn_data, config, split=split, out_dir=tmp_path / name)
+    val_labels = learn_data.labels[split.val]
+    majority = np.bincount(val_labels).max() / len(val_labels)
+    assert history.best_val_acc > majority + 0.12, (history, majority)
+    test = fc.evaluate(model, learn_data, "PrivateTest", split_obj=split)
+    assert test["accuracy"] > test["majority_baseline"] + 0.1, test["accuracy"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Run folder, checkpoints, resume
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_run(faces, tmp_path_factory):
+    """One tiny run (2 epochs, EMA, mixup) shared by the checkpoint tests."""
+    root = tmp_path_factory.mktemp("tiny_run")
+    split = fc.data.make_split(faces, path=root / "split.json")
+    fc.utils.seed_everything(0)
+    model = fc.models.create_model("baseline_cnn", **TINY)
+    config = _tiny_config(ema=0.9, mixup_alpha=0.2, label_smoothing=0.1)
+    history = fit(model, faces, config, split=split, out_dir=root / "run", progress=False)
+    return {
+        "dir": root / "run",
+        "split": split,
+        "config": config,
+        "history": history,
+        "model": model,
+    }
+
+
+def test_run_folder_and_checkpoint_card(tiny_run):
+    run_dir = tiny_run["dir"]
+    for name in (
+        "best.safetensors",
+        "best.json",
+        "last.safetensors",
+        "last.json",
+        "train_state.pt",
+        "history.json",
+        "history.csv",
+        "config.json",
+    ):
+        assert (run_dir / name).is_file(), name
+    card = read_card(run_dir / "best")
+    for key in (
+        "model",
+        "model_kwargs",
+        "classes",
+        "preprocessing",
+        "metrics",
+        "split_hash",
+        "versions",
+    ):
+        assert key in card, key
+    assert card["model"] == "baseline_cnn" and card["model_kwargs"]["width"] == 8
+    assert card["classes"] == list(fc.EMOTIONS) and card["split_hash"] == tiny_run["split"].hash
+    assert card["selected_on"] == "val" and card["data"]["synthetic"] is True
+    assert 0.0 <= card["metrics"]["val_acc"] <= 1.0 and card["config"]["ema"] == 0.9
+    config_json = json.loads((run_dir / "config.json").read_text())
+    assert (
+        config_json["config"] == tiny_run["config"].to_dict() and "torch" in config_json["versions"]
+    )
+
+    history = tiny_run["history"]
+    assert isinstance(history, History) and len(history) == 2 and history.finished
+    assert set(history.epochs[0]) >= {
+        "epoch",
+        "train_loss",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "lr",
+        "seconds",
+    }
+    assert History.load(run_dir).epochs == history.epochs
+    assert list(history.to_frame().index) == [1, 2] and "best val_acc" in repr(history)
+    assert (run_dir / "history.csv").read_text().startswith("epoch,train_loss")
+
+    # The training state is plain data: it loads with weights_only=True.
+    state = torch.load(run_dir / "train_state.pt", weights_only=True)
+    assert state["finished"] and state["epoch"] == 2 and state["ema"] is not None
+
+
+def test_checkpoint_round_trip_and_wrong_architecture(tiny_run):
+    run = load_run(tiny_run["dir"])
+    assert run.model.model_name == "baseline_cnn" and run.model.selected_on == "val"
+    for key, value in load_state_dict(tiny_run["dir"] / "best").items():
+        assert torch.equal(run.model.state_dict()[key], value)
+    # fit() leaves the model holding the best epoch's weights.
+    for key, value in run.model.state_dict().items():
+        assert torch.equal(tiny_run["model"].state_dict()[key].cpu(), value)
+    x = fc.preprocessing.to_tensor(np.zeros((2, 48, 48), np.uint8))
+    assert torch.allclose(run.model(x), tiny_run["model"].eval()(x))
+
+    with pytest.raises(CheckpointError, match="does not fit model 'attention_cnn'"):
+        load_checkpoint(tiny_run["dir"] / "best", fc.models.create_model("attention_cnn"))
+    with pytest.raises(CheckpointError, match="another shape"):
+        load_checkpoint(tiny_run["dir"] / "best", fc.models.create_model("baseline_cnn", width=16))
+
+
+def test_finished_run_resumes_as_a_no_op(tiny_run, faces):
+    last = tiny_run["dir"] / "last.safetensors"
+    stamp = last.stat().st_mtime_ns
+    model = fc.models.create_model("baseline_cnn", **TINY)
+    started = time.perf_counter()
+    history = fit(
+        model, faces, tiny_run["config"], split=tiny_run["split"], out_dir=tiny_run["dir"]
+    )
+    assert time.perf_counter() - started < 10
+    assert history.epochs == tiny_run["history"].epochs and last.stat().st_mtime_ns == stamp
+    for key, value in load_state_dict(tiny_run["dir"] / "best").items():
+        assert torch.equal(model.state_dict()[key], value)
+
+
+def test_resume_refuses_another_config_or_model(tiny_run, faces):
+    other = tiny_run["config"].replace(lr=5e-4)
+    with pytest.raises(ResumeError, match=r"lr: 0\.001 there, 0\.0005 here"):
+        fit(
+            fc.models.create_model("baseline_cnn", **TINY),
+            faces,
+            other,
+            split=tiny_run["split"],
+            out_dir=tiny_run["dir"],
+        )
+    with pytest.raises(ResumeError, match="model_kwargs"):
+        fit(
+            fc.models.create_model("baseline_cnn", width=16),
+            faces,
+            tiny_run["config"],
+            split=tiny_run["split"],
+            out_dir=tiny_run["dir"],
+        )
+
+
+def test_resume_false_starts_afresh(faces, tmp_path):
+    split = fc.data.make_split(faces, path=tmp_path / "split.json")
+    config = _tiny_config(epochs=1)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "train_state.pt").write_bytes(b"not a training state")
+    with pytest.raises(ResumeError, match="cannot read"):
+        fit(
+            fc.models.create_model("baseline_cnn", **TINY),
+            faces,
+            config,
+            split=split,
+            out_dir=tmp_path / "run",
+        )
+    history = fit(
+        fc.models.create_model("baseline_cnn", **TINY),
+        faces,
+        config,
+        split=split,
+        out_dir=tmp_path / "run",
+        resume=False,
+    )
+    assert len(history) == 1 and load_train_state(tmp_path / "run")["finished"]
+
+
+@pytest.mark.parametrize("monitor", ["val_acc", "val_loss"])
+def test_early_stopping(monitor, faces, tmp_path):
+    split = fc.data.make_split(faces, path=tmp_path / "split.json")
+    # min_delta 10: no epoch after the first can count as an improvement.
+    config = _tiny_config(
+        epochs=5, patience=1, min_delta=10.0, monitor=monitor, checkpoint_every_steps=0
+    )
+    model = fc.models.create_model("baseline_cnn", **TINY)
+    history = fit(model, faces, config, split=split, out_dir=tmp_path / "run", progress=False)
+    assert len(history) == 2 and history.stopped_early and history.best_epoch == 1
+    assert read_card(tmp_path / "run" / "best")["epoch"] == 1
+    assert read_card(tmp_path / "run" / "last")["epoch"] == 2
+
+
+# The worker the resume test runs. With a third argument N it SIGKILLs itself in the middle of
+# its N-th forward pass (a real SIGKILL at a known point, so the test never races the clock).
+# 160 training images in batches of 16: 10 steps and one validation forward per epoch; the
+# resumable state is saved every 3 steps and at the end of each epoch.
+_WORKER = textwrap.dedent(
+    """
+    import os, signal, sys, torch
+    import fercourse as fc
+    out, split_path, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    torch.set_num_threads(1)
+    fc.setup(seed=0)
+    data = fc.data.make_synthetic_faces(n=400, seed=0)
+    split = fc.data.make_split(data, path=split_path)
+    model = fc.models.create_model("baseline_cnn", width=8, hidden=32)
+    calls = [0]
+
+    def maybe_die(module, args):
+        calls[0] += 1
+        if calls[0] == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    model.register_forward_pre_hook(maybe_die)
+    config = fc.TrainConfig.for_model(
+        "baseline_cnn", epochs=3, batch_size=16, max_train_samples=160, max_val_samples=32,
+        checkpoint_every_steps=3, patience=0, warmup_epochs=1, plateau_patience=0,
+        ema=0.9, mixup_alpha=0.2, label_smoothing=0.1,
+    )
+    fc.fit(model, data, config, split=split, out_dir=out, progress=False)
+    """
+)
+
+
+def _worker(out: Path, split_path: Path, kill_at: int = 0) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", _WORKER, str(out), str(split_path), str(kill_at)],
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _finish(process: subprocess.Popen) -> int:
+    _, err = process.communicate(timeout=300)
+    assert process.returncode in (0, -signal.SIGKILL), err.decode()[-2000:]
+    return process.returncode
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_gives_identical_weights(faces, tmp_path):
+    split_path = tmp_path / "split.json"
+    fc.data.make_split(faces, path=split_path)  # every run reads the same split file
+    reference = _worker(tmp_path / "reference", split_path)
+    victim = tmp_path / "victim"
+
+    # Killed in step 5 of epoch 2 (forward 16): the last state is 3 steps into epoch 2.
+    assert _finish(_worker(victim, split_path, kill_at=16)) == -signal.SIGKILL
+    state = load_train_state(victim)
+    assert (state["epoch"], state["step_in_epoch"], state["finished"]) == (1, 3, False)
+    # Resumed mid-epoch, then killed in the first step of epoch 3: resume from an epoch's end.
+    assert _finish(_worker(victim, split_path, kill_at=9)) == -signal.SIGKILL
+    state = load_train_state(victim)
+    assert (state["epoch"], state["step_in_epoch"], state["finished"]) == (2, 0, False)
+    assert _finish(_worker(victim, split_path)) == 0
+    assert _finish(reference) == 0
+
+    for stem in ("last", "best"):
+        ours = load_state_dict(victim / stem)
+        theirs = load_state_dict(tmp_path / "reference" / stem)
+        assert ours.keys() == theirs.keys()
+        for key in ours:
+            assert torch.equal(ours[key], theirs[key]), (stem, key)
+    a, b = History.load(victim), History.load(tmp_path / "reference")
+    assert len(a) == 3 and a.finished
+    strip = [{k: v for k, v in row.items() if k != "seconds"} for row in a.epochs]
+    assert strip == [{k: v for k, v in row.items() if k != "seconds"} for row in b.epochs]
+    assert a.best_epoch == b.best_epoch and not math.isnan(a.best_val_acc)
