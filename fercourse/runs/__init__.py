@@ -1,0 +1,59 @@
+"""Running the course: presets, headless papermill runs, SLURM, and the summary notebook 08 reads.
+
+- :func:`resolve_preset`, :func:`config_overrides`: what a notebook's parameters mean
+  (``notebooks/01_data.ipynb``, ``notebooks/02_baseline.ipynb``);
+- :func:`run_course` (``python -m fercourse run RUN_FILE``) and :mod:`~fercourse.runs.slurm`
+  (``--slurm``): execute notebooks 01-08 into ``outputs/<run>/`` (``notebooks/README.md``);
+- :func:`summarize_runs`, :func:`load_trained_models`, :func:`load_metrics`,
+  :func:`cpu_latency_ms`, :func:`anchor_table`, :func:`plot_comparison`: ``08_compare``;
+- :func:`resolve_pretrained`: whether ``07_vit`` starts from ImageNet weights;
+- :func:`plot_samples`: faces per emotion (``01_data``);
+- :func:`check_answer`: the self-check cells under each notebook's exercises.
+"""
+
+from __future__ import annotations
+
+from .exercises import check_answer
+from .figures import plot_comparison, plot_samples
+from .presets import PRESETS, config_overrides, resolve_preset, resolve_pretrained
+from .runfile import (
+    MODEL_NOTEBOOKS,
+    NOTEBOOKS,
+    RunFileError,
+    RunSpec,
+    check_parameters,
+    load_run_file,
+)
+from .runner import RunResult, run_course
+from .summary import (
+    ANCHORS,
+    anchor_table,
+    cpu_latency_ms,
+    load_metrics,
+    load_trained_models,
+    summarize_runs,
+)
+
+__all__ = [
+    "ANCHORS",
+    "MODEL_NOTEBOOKS",
+    "NOTEBOOKS",
+    "PRESETS",
+    "RunFileError",
+    "RunResult",
+    "RunSpec",
+    "anchor_table",
+    "check_answer",
+    "check_parameters",
+    "config_overrides",
+    "cpu_latency_ms",
+    "load_metrics",
+    "load_run_file",
+    "load_trained_models",
+    "plot_comparison",
+    "plot_samples",
+    "resolve_preset",
+    "resolve_pretrained",
+    "run_course",
+    "summarize_runs",
+]

@@ -1,0 +1,94 @@
+"""Figures the course notebooks need that no other room draws yet.
+
+Each function returns a ``matplotlib.figure.Figure`` built without ``pyplot`` (like
+``fercourse.explain.plots``), so a notebook cell that ends on the call shows it exactly once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..labels import EMOTIONS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..data import FER2013
+
+
+def plot_samples(
+    data: FER2013, per_class: int = 6, *, usage: str = "Training", seed: int = 0
+) -> Figure:
+    """A grid of faces: one row per emotion (in code order), ``per_class`` random faces each.
+
+    Introduced in ``notebooks/01_data.ipynb``.
+
+    Args:
+        data: the dataset (``fc.data.load_fer2013()``).
+        per_class: faces per row.
+        usage: which part to draw from (``"Training"``, ``"PublicTest"``, ``"PrivateTest"``).
+        seed: which faces.
+
+    Returns:
+        The figure; the title says when the faces are the synthetic stand-in.
+    """
+    part = data.where(usage)
+    rng = np.random.default_rng(seed)
+    fig = Figure(figsize=(1.1 * per_class + 1.2, 1.15 * len(EMOTIONS)))
+    axes = fig.subplots(len(EMOTIONS), per_class, squeeze=False)
+    for code, name in enumerate(EMOTIONS):
+        members = np.flatnonzero(part.labels == code)
+        chosen = rng.choice(members, size=min(per_class, len(members)), replace=False)
+        for j, ax in enumerate(axes[code]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if j < len(chosen):
+                ax.imshow(part.images[chosen[j]], cmap="gray", vmin=0, vmax=255)
+        axes[code, 0].set_ylabel(f"{code} {name}", rotation=0, ha="right", va="center")
+    kind = "SYNTHETIC stand-in" if data.synthetic else "FER2013"
+    fig.suptitle(f"{usage} faces per emotion ({kind})")
+    fig.tight_layout()
+    return fig
+
+
+def plot_comparison(table: pd.DataFrame):
+    """Two panels: accuracy and macro-F1 per model; accuracy against CPU latency (or GFLOPs).
+
+    Args:
+        table: from :func:`summarize_runs` (with ``cpu_ms`` when the models were given).
+
+    Returns:
+        The matplotlib figure.
+    """
+    cost = "cpu_ms" if "cpu_ms" in table else "params_m"
+    cost_label = {"cpu_ms": "CPU latency, 1 face (ms)", "params_m": "parameters (M)"}[cost]
+    fig = Figure(figsize=(12, 4))
+    ax_bar, ax_cost = fig.subplots(1, 2)
+    ordered = table.sort_values("accuracy")
+    ordered[["accuracy", "macro_f1"]].plot.barh(ax=ax_bar)
+    ax_bar.set_xlim(0, 1)
+    ax_bar.set_xlabel("PrivateTest")
+    ax_bar.set_ylabel("")
+    if "majority_baseline" in table and table["majority_baseline"].notna().any():
+        ax_bar.axvline(
+            table["majority_baseline"].max(), color="gray", ls="--", label="majority class"
+        )
+        ax_bar.legend(loc="lower right")
+    ax_cost.scatter(table[cost], table["accuracy"])
+    for name, row in table.iterrows():
+        ax_cost.annotate(
+            str(name), (row[cost], row["accuracy"]), textcoords="offset points", xytext=(4, 4)
+        )
+    ax_cost.set_xlabel(cost_label)
+    ax_cost.set_ylabel("PrivateTest accuracy")
+    title = (
+        "synthetic faces (not comparable with FER2013)" if table["synthetic"].any() else "FER2013"
+    )
+    fig.suptitle(f"The models side by side: {title}")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,110 @@
+"""Which training preset a notebook runs: ``auto``, ``smoke`` or ``full``.
+
+Every course notebook has a ``preset`` parameter. ``auto`` (the default) trains for real when
+real FER2013 is present and we are not on a CI runner, and otherwise runs the CPU smoke preset
+on a small subset of the synthetic faces, so the whole course executes in minutes anywhere.
+Introduced in ``notebooks/01_data.ipynb``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..utils import in_ci
+
+PRESETS: tuple[str, ...] = ("auto", "smoke", "full")
+"""The values a notebook's ``preset`` parameter accepts."""
+
+PRESET_ENV = "FERCOURSE_PRESET"
+"""Environment variable that decides what ``auto`` means (the nbval tests set it to ``smoke``)."""
+
+
+def resolve_preset(preset: str = "auto", data: Any = None, *, verbose: bool = True) -> str:
+    """Turn a notebook's ``preset`` parameter into ``"smoke"`` or ``"full"``.
+
+    ``"smoke"`` and ``"full"`` are returned as they are. ``"auto"`` becomes ``$FERCOURSE_PRESET``
+    when that is set, else ``"full"`` when ``data`` is real FER2013 and ``fc.utils.in_ci()`` is
+    false, else ``"smoke"``.
+
+    Args:
+        preset: ``"auto"``, ``"smoke"`` or ``"full"``.
+        data: the loaded dataset (``fc.data.load_fer2013()``); only its ``synthetic`` flag is
+            read. ``None`` counts as "no real FER2013".
+        verbose: print one line saying what was chosen and why.
+
+    Returns:
+        ``"smoke"`` or ``"full"``.
+
+    Raises:
+        ValueError: for any other preset name (also in ``$FERCOURSE_PRESET``).
+
+    Example:
+        >>> import fercourse as fc
+        >>> fc.runs.resolve_preset("smoke", verbose=False)
+        'smoke'
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
+    if preset != "auto":
+        chosen, why = preset, "asked for explicitly"
+    elif os.environ.get(PRESET_ENV):
+        chosen, why = os.environ[PRESET_ENV].strip().lower(), f"${PRESET_ENV} is set"
+        if chosen not in ("smoke", "full"):
+            raise ValueError(f"${PRESET_ENV}={chosen!r}; expected 'smoke' or 'full'")
+    elif data is None or getattr(data, "synthetic", True):
+        chosen, why = "smoke", "no real FER2013 (synthetic faces)"
+    elif in_ci():
+        chosen, why = "smoke", "running on CI"
+    else:
+        chosen, why = "full", "real FER2013 found, not on CI"
+    if verbose:
+        print(f"preset {preset!r} -> {chosen!r}: {why}")
+    return chosen
+
+
+def config_overrides(**values: Any) -> dict[str, Any]:
+    """Keep only the hyperparameters a notebook's parameters actually set.
+
+    In the parameters cell ``0``, ``0.0`` and ``""`` mean "the preset's default", so that every
+    parameter stays a plain literal; this drops them and returns the rest for
+    ``fc.TrainConfig.for_model(name, preset, **overrides)``.
+
+    Example:
+        >>> config_overrides(epochs=0, lr=1e-4, device="")
+        {'lr': 0.0001}
+    """
+    return {k: v for k, v in values.items() if not (v == 0 or v == "") or isinstance(v, bool)}
+
+
+def resolve_pretrained(choice: str = "auto") -> bool:
+    """Decide whether ``vit_tiny`` starts from the ImageNet weights, and print why.
+
+    Args:
+        choice: ``"auto"`` (the weights when they can be had: a local file, the Hugging Face
+            cache, or a reachable hub), ``"yes"`` (they must be had) or ``"no"``.
+
+    Returns:
+        ``True`` to build ``fc.create_model("vit_tiny", pretrained=True)``.
+
+    Raises:
+        ValueError: another ``choice``.
+        RuntimeError, FileNotFoundError: ``"yes"`` and no weights (the message says how to get
+            them without internet).
+    """
+    if choice not in ("auto", "yes", "no"):
+        raise ValueError(f"pretrained must be 'auto', 'yes' or 'no', got {choice!r}")
+    if choice == "no":
+        print("pretrained='no': training ViT-Tiny from scratch")
+        return False
+    from ..models.vit_tiny import resolve_pretrained_file
+
+    try:
+        found = resolve_pretrained_file()
+    except (RuntimeError, FileNotFoundError) as err:
+        if choice == "yes":
+            raise
+        print(f"no ImageNet weights available, so training ViT-Tiny FROM SCRATCH: {err}")
+        return False
+    print(f"fine-tuning ViT-Tiny from the ImageNet weights ({found or 'downloaded from the hub'})")
+    return True

@@ -1,0 +1,237 @@
+"""Parameter files for headless runs (``papermill_runs/*.yaml``): reading, merging, checking.
+
+A run file names a run and the parameters its notebooks get::
+
+    extends: common.yaml         # merged first (keys here win); relative to this file
+    run_name: smoke              # results go to outputs/smoke/ (default: the file's stem)
+    parameters: {preset: smoke}  # every notebook
+    models: {device: cpu}        # the six model notebooks (02-07)
+    notebooks:                   # one notebook
+      05_hybrid: {lr: 1.0e-4}
+
+Every key a notebook gets is checked against its ``parameters`` cell (``papermill``'s own
+inspection) before anything runs: an unknown name or a value of the wrong type is an error that
+names the notebook and the key, never papermill's warning halfway through a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..utils import PROJECT_ROOT, outputs_dir
+
+NOTEBOOKS: tuple[str, ...] = (
+    "01_data",
+    "02_baseline",
+    "03_attention",
+    "04_multiscale",
+    "05_hybrid",
+    "06_ensemble",
+    "07_vit",
+    "08_compare",
+)
+"""The course notebooks a run executes, in order (``09_mirror`` is interactive, never run)."""
+
+MODEL_NOTEBOOKS: dict[str, str] = {
+    "02_baseline": "baseline_cnn",
+    "03_attention": "attention_cnn",
+    "04_multiscale": "multiscale",
+    "05_hybrid": "hybrid_transformer",
+    "06_ensemble": "specialists",
+    "07_vit": "vit_tiny",
+}
+"""Model notebook -> the model it trains (``outputs/<run>/<model>/``); also the SLURM array order."""
+
+_TOP_KEYS = {"extends", "run_name", "order", "notebooks_dir", "kernel", "cell_timeout_s"}
+_TOP_KEYS |= {"parameters", "models", "notebooks", "slurm"}
+
+
+class RunFileError(ValueError):
+    """A run file is malformed, or gives a notebook a parameter it does not have."""
+
+
+@dataclass
+class RunSpec:
+    """A run file after merging: what to execute, with which parameters, into which folder.
+
+    Attributes:
+        name: the run's name (``outputs/<name>/``).
+        file: the run file it came from.
+        notebooks: the notebooks to execute, in order.
+        parameters: notebook name -> the parameters papermill injects (``run_name`` included).
+        notebooks_dir: where the notebook sources are (never written to); in a run file, relative
+            to that file.
+        kernel: the Jupyter kernel name (``None``: the notebook's own kernelspec).
+        cell_timeout_s: papermill's per-cell timeout (``None``: no limit).
+        slurm: extra ``sbatch`` options, e.g. ``{"partition": "gpu", "account": "fer"}``.
+    """
+
+    name: str
+    file: Path
+    notebooks: list[str]
+    parameters: dict[str, dict[str, Any]]
+    notebooks_dir: Path = PROJECT_ROOT / "notebooks"
+    kernel: str | None = None
+    cell_timeout_s: int | None = None
+    slurm: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def out_dir(self) -> Path:
+        """``outputs/<name>/``: executed notebooks, one folder per model, ``run.json``."""
+        return outputs_dir() / self.name
+
+    def source(self, notebook: str) -> Path:
+        """The clean source of ``notebook``."""
+        return self.notebooks_dir / f"{notebook}.ipynb"
+
+    def params_hash(self, notebook: str) -> str:
+        """A short hash of a notebook's parameters: a completed notebook is re-run when it changes."""
+        text = json.dumps(self.parameters[notebook], sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise RunFileError(f"{path}: run file not found") from None
+    except yaml.YAMLError as err:
+        raise RunFileError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(content, dict):
+        raise RunFileError(f"{path}: expected a mapping at the top level")
+    unknown = sorted(set(content) - _TOP_KEYS)
+    if unknown:
+        raise RunFileError(
+            f"{path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_TOP_KEYS))}"
+        )
+    return content
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _load_merged(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        raise RunFileError(f"{path}: 'extends' loops back to itself")
+    content = _read_yaml(path)
+    folder = content.get("notebooks_dir")
+    if folder and not Path(folder).is_absolute():  # relative to the file that says it
+        content["notebooks_dir"] = str((path.parent / folder).resolve())
+    parent = content.pop("extends", None)
+    if parent is None:
+        return content
+    return _merge(_load_merged(path.parent / parent, (*seen, path)), content)
+
+
+def load_run_file(path: str | Path) -> RunSpec:
+    """Read a run file (following ``extends``) and merge the parameters per notebook.
+
+    Each notebook gets ``parameters``, then ``models`` (model notebooks only), then its own
+    ``notebooks.<name>`` section, then ``run_name``; later ones win.
+
+    Args:
+        path: e.g. ``papermill_runs/smoke.yaml``.
+
+    Returns:
+        The merged :class:`RunSpec` (not yet checked against the notebooks: see
+        :func:`check_parameters`).
+
+    Raises:
+        RunFileError: a malformed file, an unknown notebook or section name.
+    """
+    path = Path(path)
+    raw = _load_merged(path)
+    name = str(raw.get("run_name") or path.stem)
+    order = list(raw.get("order") or NOTEBOOKS)
+    sections = raw.get("notebooks") or {}
+    for label, value in (("parameters", raw.get("parameters")), ("models", raw.get("models"))):
+        if value is not None and not isinstance(value, dict):
+            raise RunFileError(f"{path}: '{label}' must be a mapping of parameter: value")
+    if not isinstance(sections, dict):
+        raise RunFileError(f"{path}: 'notebooks' must map notebook names to parameters")
+    for nb in [*order, *sections]:
+        if nb not in NOTEBOOKS:
+            raise RunFileError(f"{path}: unknown notebook {nb!r}; expected one of {NOTEBOOKS}")
+    parameters: dict[str, dict[str, Any]] = {}
+    for nb in order:
+        params = dict(raw.get("parameters") or {})
+        if nb in MODEL_NOTEBOOKS:
+            params.update(raw.get("models") or {})
+        params.update(sections.get(nb) or {})
+        params["run_name"] = name
+        parameters[nb] = params
+    notebooks_dir = Path(raw.get("notebooks_dir") or PROJECT_ROOT / "notebooks")
+    timeout = raw.get("cell_timeout_s")
+    return RunSpec(
+        name=name,
+        file=path.resolve(),
+        notebooks=order,
+        parameters=parameters,
+        notebooks_dir=notebooks_dir,
+        kernel=raw.get("kernel"),
+        cell_timeout_s=int(timeout) if timeout else None,
+        slurm=dict(raw.get("slurm") or {}),
+    )
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+}
+
+
+def check_parameters(run: RunSpec, notebooks: list[str] | None = None) -> None:
+    """Check every parameter the run gives against the notebooks' ``parameters`` cells.
+
+    Uses ``papermill.inspect_notebook`` (what ``papermill --help-notebook`` prints).
+
+    Raises:
+        RunFileError: naming the notebook and the key, for a parameter the notebook does not have
+            or a value whose type does not match the parameter's annotation (with a hint for
+            YAML's ``1e-4``, which YAML reads as a string: write ``1.0e-4``).
+    """
+    import papermill
+
+    problems = []
+    for nb in notebooks or run.notebooks:
+        source = run.source(nb)
+        if not source.exists():
+            raise RunFileError(f"{run.file}: notebook {nb!r} not found at {source}")
+        declared = papermill.inspect_notebook(str(source))
+        for key, value in run.parameters[nb].items():
+            if key not in declared:
+                problems.append(
+                    f"{nb}: unknown parameter {key!r} (the notebook's parameters are: "
+                    f"{', '.join(declared)})"
+                )
+                continue
+            expected = declared[key]["inferred_type_name"]
+            ok_types = _TYPES.get(expected)
+            if ok_types is None:
+                continue
+            if (isinstance(value, bool) and expected != "bool") or not isinstance(value, ok_types):
+                hint = ""
+                if expected == "float" and isinstance(value, str):
+                    hint = " (YAML reads 1e-4 as a string: write 1.0e-4)"
+                problems.append(
+                    f"{nb}: parameter {key!r} expects {expected}, got "
+                    f"{type(value).__name__} {value!r}{hint}"
+                )
+    if problems:
+        raise RunFileError(f"{run.file}:\n  " + "\n  ".join(problems))
