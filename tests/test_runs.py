@@ -149,6 +149,8 @@ def test_cli_dry_run_lists_the_plan(tmp_path, capsys):
     assert run_main([str(tiny_run(tmp_path)), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "parameters checked" in out and "01_data" in out and "02_baseline" in out
+    assert run_main([str(tiny_run(tmp_path)), "--dry-run", "--only", "07_vit"]) == 2
+    assert "--only names 07_vit, which this run does not execute" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,27 +350,23 @@ def test_runner_executes_skips_and_forces(tmp_path, smoke_env, capsys):
     sources = tmp_path / "notebooks"  # a copy, so the check below sees only what the runner does
     shutil.copytree(PROJECT_ROOT / "notebooks", sources, ignore=shutil.ignore_patterns("*.py"))
     before = {p.name: p.read_bytes() for p in sources.glob("*.ipynb")}
-    path = tiny_run(tmp_path, notebooks_dir=str(sources))
+    path = tiny_run(tmp_path, order="[01_data]", notebooks_dir=str(sources))
     result = fc.runs.run_course(path)
     assert result.ok, result.failure
-    assert result.status == {"01_data": "complete", "02_baseline": "complete"}
+    assert result.status == {"01_data": "complete"}
     out_dir = fc.utils.outputs_dir() / "tiny"
     record = json.loads((out_dir / "run.json").read_text())
     assert record["status"] == "complete" and record["versions"]["torch"]
-    assert record["notebooks"]["02_baseline"]["parameters"]["preset"] == "smoke"
+    assert record["notebooks"]["01_data"]["parameters"]["preset"] == "smoke"
     assert "git" in record and record["total_seconds"] > 0
-    assert (out_dir / "baseline_cnn" / "metrics.json").is_file()
-    assert (out_dir / "baseline_cnn" / "best.safetensors").is_file()
-    executed = nbformat.read(out_dir / "02_baseline.ipynb", as_version=4)
+    executed = nbformat.read(out_dir / "01_data.ipynb", as_version=4)
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and 'run_name = "tiny"' in injected[0].source
-    assert "total" in capsys.readouterr().out  # the time table
+    out = capsys.readouterr().out
+    assert "01_data       complete" in out and "total" in out  # the time table
 
-    again = fc.runs.run_course(path)
-    assert again.status == {"01_data": "skipped", "02_baseline": "skipped"}
-
-    forced = fc.runs.run_course(path, force=True, only=["01_data"])
-    assert forced.status == {"01_data": "complete"}
+    assert fc.runs.run_course(path).status == {"01_data": "skipped"}
+    assert fc.runs.run_course(path, force=True).status == {"01_data": "complete"}
     # The sources were never written to.
     assert {p.name: p.read_bytes() for p in sources.glob("*.ipynb")} == before
 
@@ -401,3 +399,8 @@ def test_an_interrupted_training_notebook_resumes_from_its_checkpoint(tmp_path, 
     assert f"epoch 1/{epochs}" not in printed  # ...but epoch 1 came from the checkpoint
     history = json.loads((model_dir / "history.json").read_text())
     assert [row["epoch"] for row in history["epochs"]] == list(range(1, epochs + 1))
+    assert {"best.safetensors", "best.json", "metrics.json"} <= {
+        p.name for p in model_dir.iterdir()
+    }
+    record = json.loads((fc.utils.outputs_dir() / "tiny" / "run.json").read_text())
+    assert record["status"] == "complete"

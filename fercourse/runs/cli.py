@@ -65,11 +65,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _plan(run_file: str, only: list[str], force: bool) -> int:
-    from .runfile import check_parameters, load_run_file
+    from .runfile import check_parameters, load_run_file, select_notebooks
     from .runner import is_complete
 
     run = load_run_file(run_file)
-    selected = [nb for nb in run.notebooks if not only or nb in only]
+    selected = select_notebooks(run, only)
     check_parameters(run, selected)
     print(f"run {run.name!r} -> {run.out_dir} (parameters checked)")
     for nb in selected:

@@ -188,6 +188,23 @@ def load_run_file(path: str | Path) -> RunSpec:
     )
 
 
+def select_notebooks(run: RunSpec, only: list[str] | None = None) -> list[str]:
+    """The run's notebooks, or those of ``only`` (in run order).
+
+    Raises:
+        RunFileError: ``only`` names a notebook the run does not execute.
+    """
+    if not only:
+        return list(run.notebooks)
+    unknown = [nb for nb in only if nb not in run.notebooks]
+    if unknown:
+        raise RunFileError(
+            f"{run.file}: --only names {', '.join(unknown)}, which this run does not execute; "
+            f"its notebooks are: {', '.join(run.notebooks)}"
+        )
+    return [nb for nb in run.notebooks if nb in only]
+
+
 _TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),
     "float": (int, float),

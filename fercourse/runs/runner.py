@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..utils import PROJECT_ROOT, atomic_write_json, library_versions
-from .runfile import MODEL_NOTEBOOKS, RunFileError, RunSpec, check_parameters, load_run_file
+from .runfile import MODEL_NOTEBOOKS, RunSpec, check_parameters, load_run_file, select_notebooks
 
 STATUS_DIR = ".status"
 
@@ -258,15 +258,7 @@ def run_course(
         >>> print(result.table())  # doctest: +SKIP
     """
     run = load_run_file(run_file)
-    selected = list(run.notebooks)
-    if only:
-        unknown = [nb for nb in only if nb not in run.notebooks]
-        if unknown:
-            raise RunFileError(
-                f"{run.file}: --only names {', '.join(unknown)}, which this run does not "
-                f"execute; its notebooks are: {', '.join(run.notebooks)}"
-            )
-        selected = [nb for nb in run.notebooks if nb in only]
+    selected = select_notebooks(run, only)
     check_parameters(run, selected)
     run.out_dir.mkdir(parents=True, exist_ok=True)
     result = RunResult(run)
