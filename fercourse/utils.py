@@ -77,6 +77,7 @@ def setup(
         import matplotlib as mpl
 
         mpl.rcParams.update({"figure.dpi": 100, "axes.grid": False, "image.cmap": "gray"})
+        _enable_inline_figures()
     except ImportError:  # pragma: no cover - matplotlib is a core dependency
         pass
     return {
@@ -85,6 +86,18 @@ def setup(
         "device": str(default_device()),
         "torch_threads": torch.get_num_threads(),
     }
+
+
+def _enable_inline_figures() -> None:
+    # In a fresh kernel the inline backend only learns to draw a Figure returned by a function
+    # after pyplot has made one; without this, fc.explain.plot_* cells show "<Figure ...>" text.
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with jupyterlab
+        return
+    shell = get_ipython()
+    if shell is not None and type(shell).__name__ == "ZMQInteractiveShell":
+        shell.run_line_magic("matplotlib", "inline")
 
 
 def default_device(device: str | torch.device = "auto") -> torch.device:
