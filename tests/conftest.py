@@ -18,6 +18,18 @@ def _isolated_dirs(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _one_thread():
+    # Small models at small batches: one thread is as fast, and far faster on a CPU shared with
+    # other jobs (no OpenMP spinning). Tests that measure threading set their own.
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
 def _seeded():
     import fercourse as fc
 

@@ -5,20 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 import fercourse as fc
 from fercourse.cli import main as cli_main
 from fercourse.training.cli import evaluate_main, train_main
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # One thread is much faster than two on a CPU shared with other jobs (no OpenMP spinning).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -27,15 +27,6 @@ from fercourse.evaluation.runtime import resolve_runtime
 from fercourse.preprocessing import MEAN, STD
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # One thread is much faster than two on a CPU shared with other jobs (no OpenMP spinning).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _level(code: int) -> int:
     return 10 + 30 * code
 

@@ -24,15 +24,6 @@ NAMES = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small models at small batches: one thread is as fast, and far faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def faces() -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, size=(3, 48, 48), dtype=np.uint8)

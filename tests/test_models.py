@@ -47,15 +47,6 @@ OVERFIT_KWARGS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small models at small batches: one thread is as fast, and far faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_list_models_in_course_order():
     assert fc.models.list_models() == list(NAMES)
     assert fc.list_models() == list(NAMES)

@@ -21,15 +21,6 @@ from fercourse.explain.plots import (
 from fercourse.training import History
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # One thread is much faster than two on a CPU shared with other jobs (no OpenMP spinning).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _render(fig: Figure) -> None:
     assert isinstance(fig, Figure)
     buffer = io.BytesIO()

@@ -34,15 +34,6 @@ from fercourse.training.engine import _Schedule
 TINY = {"width": 8, "hidden": 32}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # One thread is much faster than two on a CPU shared with other jobs (no OpenMP spinning).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _tiny_config(**overrides) -> TrainConfig:
     values = dict(
         epochs=2,
