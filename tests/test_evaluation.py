@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -212,3 +213,6 @@ def test_runtime_on_cpu():
     assert resolve_runtime("cpu", amp="bf16").amp_dtype == torch.bfloat16
     with pytest.raises(ValueError, match="fp16"):
         resolve_runtime("cpu", amp="fp16")
+    described = rt.describe()  # what config.json records next to every run
+    assert described["device"] == "cpu" and described["cpu_threads"] == torch.get_num_threads()
+    assert described["hardware"].endswith(f"({len(os.sched_getaffinity(0))} cores)")

@@ -135,21 +135,35 @@ def test_load_by_auto_name_and_path(tmp_path, monkeypatch):
 
 
 def test_no_model_errors_say_how_to_train(tmp_path, monkeypatch):
+    monkeypatch.setattr(
+        fc.inference.emotion_model, "DEFAULT_MODEL_STEM", tmp_path / "default" / "model"
+    )
     with pytest.raises(NoModelError, match=r"notebooks/02_baseline\.ipynb"):
         EmotionModel.load("auto")
     with pytest.raises(NoModelError, match="vit_tiny"):
         EmotionModel.load("vit_tiny")
     with pytest.raises(NoModelError, match="no checkpoint at"):
         EmotionModel.load(tmp_path / "missing" / "best.safetensors")
-    monkeypatch.setattr(
-        fc.inference.emotion_model, "DEFAULT_MODEL_STEM", tmp_path / "default" / "model"
-    )
     with pytest.raises(NoModelError, match="no model is bundled"):
         EmotionModel.load("default")
-    # Once the lead ships fercourse/inference/default_model/model.*, "default" and "auto" use it.
+    # With a bundled model, "default" and "auto" (nothing trained) use it.
     _save(tmp_path / "default" / "model")
     assert EmotionModel.load("default").name == "baseline_cnn"
     assert EmotionModel.load("auto").source == str(tmp_path / "default" / "model")
+
+
+def test_auto_prefers_real_training_then_the_bundled_model_then_synthetic(tmp_path, monkeypatch):
+    out = fc.utils.outputs_dir()
+    bundled = tmp_path / "default" / "model"
+    monkeypatch.setattr(fc.inference.emotion_model, "DEFAULT_MODEL_STEM", bundled)
+    synthetic = out / "smoke" / "baseline_cnn" / "best"
+    _save(synthetic, val_acc=0.9, synthetic=True)
+    assert EmotionModel.load("auto").source == str(synthetic)  # nothing better exists
+    _save(bundled)
+    assert EmotionModel.load("auto").source == str(bundled)  # real faces beat synthetic ones
+    real = out / "full" / "attention_cnn" / "best"
+    _save(real, name="attention_cnn", val_acc=0.4)
+    assert EmotionModel.load("auto").source == str(real)  # the student's own FER2013 model
 
 
 def test_unreadable_cards_are_skipped():

@@ -192,7 +192,11 @@ def test_tap_keeps_ipywidgets_message_dispatcher():
 # The app and the snapshot mode
 
 
-def test_mirror_without_a_model_says_how_to_train():
+def test_mirror_without_a_model_says_how_to_train(tmp_path, monkeypatch):
+    # Nothing trained and no bundled model (a copy of the package without default_model/).
+    monkeypatch.setattr(
+        fc.inference.emotion_model, "DEFAULT_MODEL_STEM", tmp_path / "none" / "model"
+    )
     mirror = Mirror(running=False)
     assert mirror.model is None and mirror.model_dropdown.disabled
     assert "notebooks/02_baseline.ipynb" in mirror.tap.message
@@ -212,10 +216,11 @@ def test_mirror_lists_checkpoints_and_wires_its_controls():
     mirror = fc.mirror.launch(running=False, use_ipywebrtc=False, backend="torch")
     assert mirror.camera is None and mirror.tap.camera is None
     values = [v for _, v in mirror.model_dropdown.options]
-    assert values == [
+    assert values[:2] == [
         str(out / "b" / "baseline_cnn" / "best"),
         str(out / "a" / "baseline_cnn" / "best"),
     ]
+    assert values[2:] == (["default"] if fc.inference.default_checkpoint() else [])
     assert mirror.model_dropdown.value == values[0] and mirror.tap.message == ""
     mirror.model_dropdown.value = values[1]
     assert mirror.model.source == values[1]

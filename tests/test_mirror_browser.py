@@ -17,6 +17,7 @@ Needs Debian's ``chromium``, ``ffmpeg`` and ``fonts-noto-color-emoji`` (see ``.c
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import time
@@ -109,6 +110,7 @@ TAP_STATE = """() => {
     faces: tap.dataset.faces === undefined ? -1 : +tap.dataset.faces,
     source: tap.dataset.cameraSource || '',
     status: text('.fc-status'),
+    note: text('.fc-note'),
     readout: text('.fc-readout'),
     emoji: text('.fc-main-emoji'),
     label: text('.fc-main-label'),
@@ -264,6 +266,9 @@ def test_live_mirror_in_jupyterlab(lab):
     assert ink > 500, "nothing drawn on the overlay"
     assert last["emoji"] in fc.EMOJI.values(), f"main emoji {last['emoji']!r} not from fc.EMOJI"
     assert classified >= 0.99, "every frame with a face must be classified"
+    if fc.inference.default_checkpoint() is not None:  # nothing trained: the bundled model, said so
+        assert "bundled with fercourse" in last["note"], last["note"]
+        assert re.fullmatch(r"\d+ faces?", last["status"]), last["status"]  # state still shown
     assert fps >= FPS_FLOOR, f"{fps:.1f} frames/s end to end (floor {FPS_FLOOR})"
     assert not _our_errors(messages), _our_errors(messages)
 

@@ -1455,6 +1455,51 @@ fc.runs.anchor_table(table, ensemble)
         ),
         md(
             """
+## What the course's models do on the real FER2013
+
+Your run above may have used the synthetic faces, a few epochs, or a laptop. The course team
+trained the models on the real FER2013 (the commands are in the README's *Results on FER2013*
+section, one per row) and recorded the results in the package: `fc.runs.reference_results()`.
+Every model was selected on its validation faces (10% of Training) and scored once on PrivateTest,
+plain and with flip test-time augmentation (the average of the face and its mirror image).
+`original_project` is what the student project this course grew from reached with the same
+architecture.
+"""
+        ),
+        code(
+            """
+reference = fc.runs.reference_results()
+reference[["params", "private_acc", "private_acc_flip", "private_f1", "epochs", "original_project"]]
+"""
+        ),
+        md(
+            """
+On the left, each model against the published anchors (dotted: human agreement; dashed: the best
+single CNN; the others: ensembles) and the original project (diamonds). On the right, how the
+validation accuracy grew per epoch: a curve still rising at its last epoch means the model would
+gain from a longer run. The first of these models ships inside the package as the default model
+the mirror uses (`fercourse/inference/default_model/MODEL_CARD.md`).
+"""
+        ),
+        code(
+            """
+fc.runs.plot_reference_results(reference)
+"""
+        ),
+        md(
+            """
+The bundled model needs no training and no download. Here it is on a real photo that ships with
+matplotlib (Grace Hopper), through the same pipeline as the mirror in the next notebook: face
+detection, `fc.prepare_face`, classification.
+"""
+        ),
+        code(
+            """
+fc.mirror.snapshot(fc.mirror.sample_photo(), model="default")
+"""
+        ),
+        md(
+            """
 ## Exercises
 
 **1.** Which model of this run has the best PrivateTest accuracy per millisecond of CPU
@@ -1482,7 +1527,21 @@ fc.runs.check_answer(answer, gain, name="ensemble gain", tol=0.05)
         ),
         md(
             """
-**3. (open)** Build a smaller ensemble of the two or three models you would ship on a laptop
+**3.** In the course team's FER2013 results, how many percentage points does flip TTA add to
+the best model's PrivateTest accuracy? Answer with a number.
+"""
+        ),
+        code("answer = ..."),
+        code(
+            """
+best = reference["private_acc"].idxmax()
+flip_gain = 100 * (reference.loc[best, "private_acc_flip"] - reference.loc[best, "private_acc"])
+fc.runs.check_answer(answer, flip_gain, name="flip TTA gain", tol=0.05)
+"""
+        ),
+        md(
+            """
+**4. (open)** Build a smaller ensemble of the two or three models you would ship on a laptop
 (`fc.evaluation.evaluate_ensemble([models["baseline_cnn"], ...], data, split_obj=split)`). How
 much accuracy does it keep, at what latency?
 """

@@ -50,13 +50,41 @@ class Runtime:
             model.to(memory_format=torch.channels_last)
         return model
 
-    def describe(self) -> dict[str, str | bool]:
-        """JSON-ready summary, stored in ``config.json``."""
+    def describe(self) -> dict[str, str | bool | int]:
+        """JSON-ready summary, stored in ``config.json``: the device and the hardware behind it."""
         return {
             "device": str(self.device),
             "amp": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "off",
             "channels_last": self.channels_last,
+            "hardware": hardware_name(self.device),
+            "cpu_threads": torch.get_num_threads(),
         }
+
+
+def hardware_name(device: str | torch.device = "cpu") -> str:
+    """What a result was computed on, for the record: the GPU's name, or the CPU's and its cores.
+
+    Example:
+        >>> hardware_name("cpu")  # doctest: +SKIP
+        'AMD EPYC (2 cores)'
+    """
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(device)
+    import os
+    import platform
+
+    name = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            name = next(
+                (line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), ""
+            )
+    except OSError:
+        pass
+    name = name or platform.processor() or platform.machine() or "unknown CPU"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{name} ({cores} cores)"
 
 
 def resolve_runtime(

@@ -4,11 +4,14 @@
 - :class:`FaceDetector` (OpenCV Haar cascade) whose crops go through
   :func:`fercourse.preprocessing.prepare_face`, the one preprocessing path;
 - :func:`export_onnx` and :class:`OnnxRunner`, the optional ONNX Runtime backend
-  (``EmotionModel.load(..., backend="onnx")``).
+  (``EmotionModel.load(..., backend="onnx")``);
+- :func:`bundle_model`: ship a checkpoint trained on FER2013 as the package's default model
+  (``EmotionModel.load("default")``), with its model card and :func:`reference_prediction`.
 """
 
 from __future__ import annotations
 
+from .bundle import bundle_model, reference_prediction
 from .emotion_model import (
     DEFAULT_MODEL_STEM,
     UNSURE_EMOJI,
@@ -35,6 +38,7 @@ __all__ = [
     "NoModelError",
     "OnnxRunner",
     "Prediction",
+    "bundle_model",
     "cached_export",
     "card_val_accuracy",
     "default_checkpoint",
@@ -42,5 +46,6 @@ __all__ = [
     "find_checkpoints",
     "iou",
     "prediction_html",
+    "reference_prediction",
     "resolve_checkpoint",
 ]

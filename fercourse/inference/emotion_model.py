@@ -8,9 +8,10 @@ a photo, a webcam frame and an evaluation batch reach the network exactly alike:
     model.predict(face_photo)                         # Prediction(happy 😁 0.83)
     model.predict_batch(faces)                        # several faces, one forward pass
 
-Which checkpoint ``load`` picks, in order: ``"default"`` is the model bundled with the package
-(``fercourse/inference/default_model/model.*``); ``"auto"`` is the best checkpoint found under
-:func:`fercourse.utils.outputs_dir` (by validation accuracy), else the bundled one; a model name
+Which checkpoint ``load`` picks: ``"default"`` is the model bundled with the package
+(``fercourse/inference/default_model/model.*``, trained on FER2013); ``"auto"`` is the best
+checkpoint trained on FER2013 under :func:`fercourse.utils.outputs_dir` (by validation accuracy),
+else the bundled one, else the best one trained on the synthetic faces; a model name
 (``"vit_tiny"``) is that model's best checkpoint; anything else is a checkpoint path.
 Introduced in ``notebooks/09_mirror.ipynb``.
 """
@@ -37,7 +38,7 @@ DEFAULT_MODEL_STEM: Path = Path(__file__).resolve().parent / "default_model" / "
 
 TRAIN_HINT = (
     "run notebooks/02_baseline.ipynb to train one (about 1 minute on a CPU with the smoke preset) "
-    "or `python -m fercourse train baseline_cnn --preset smoke`"
+    "or `python -m fercourse train --model baseline_cnn --preset smoke`"
 )
 
 UNSURE_EMOJI = "\N{BLACK QUESTION MARK ORNAMENT}"
@@ -228,10 +229,13 @@ def resolve_checkpoint(what: str | Path = "auto", *, root: str | Path | None = N
             )
         return stem
     if text == "auto":
+        # A model trained on the synthetic faces reads real faces poorly: the bundled FER2013
+        # model comes before it, after the student's own FER2013-trained checkpoints.
         found = find_checkpoints(where)
-        if found:
-            return found[0].path
         stem = default_checkpoint()
+        real = [c for c in found if not c.synthetic]
+        if real or (found and stem is None):
+            return (real or found)[0].path
         if stem is not None:
             return stem
         raise NoModelError(f"no trained model under {where} and none bundled: {TRAIN_HINT}")
@@ -333,7 +337,8 @@ class EmotionModel:
         """Load a trained model.
 
         Args:
-            what: ``"auto"`` (best checkpoint under ``outputs/``, else the bundled model),
+            what: ``"auto"`` (best FER2013-trained checkpoint under ``outputs/``, else the
+                bundled model, else the best synthetic-trained one),
                 ``"default"`` (the bundled model), a model name such as ``"vit_tiny"`` (its best
                 checkpoint), or a checkpoint path (stem, ``.safetensors`` or ``.json``, or a
                 folder to search).

@@ -10,7 +10,17 @@
 
 from __future__ import annotations
 
-from .app import NO_MODEL_MESSAGE, Mirror, Snapshot, decode_image, launch, model_choices, snapshot
+from .app import (
+    BUNDLED_MODEL_MESSAGE,
+    NO_MODEL_MESSAGE,
+    Mirror,
+    Snapshot,
+    decode_image,
+    launch,
+    model_choices,
+    model_message,
+    snapshot,
+)
 from .demo import browser_frame, moving_frames, sample_photo
 from .drawing import annotate, result_html
 from .pipeline import FaceResult, FrameProcessor, FrameResult, live_detector
@@ -18,6 +28,7 @@ from .smoothing import FaceTracks, Track
 from .tap import FrameTap
 
 __all__ = [
+    "BUNDLED_MODEL_MESSAGE",
     "NO_MODEL_MESSAGE",
     "FaceResult",
     "FaceTracks",
@@ -33,6 +44,7 @@ __all__ = [
     "launch",
     "live_detector",
     "model_choices",
+    "model_message",
     "moving_frames",
     "result_html",
     "sample_photo",

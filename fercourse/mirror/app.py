@@ -25,6 +25,7 @@ import cv2
 import ipywidgets as widgets
 import numpy as np
 
+from ..checkpoint import CheckpointError, read_card
 from ..inference.emotion_model import (
     TRAIN_HINT,
     EmotionModel,
@@ -43,6 +44,40 @@ NO_MODEL_MESSAGE = (
     + TRAIN_HINT
     + "; then re-run this cell."
 )
+
+BUNDLED_MODEL_MESSAGE = (
+    "Using the model bundled with fercourse ({summary}): no checkpoint of yours trained on "
+    "FER2013 was found (yours, if any, are in the model list). To train your own, "
+    + TRAIN_HINT
+    + "."
+)
+
+
+def model_message(model: EmotionModel | None) -> str:
+    """The note shown under the mirror for this model: none for the student's own checkpoint."""
+    if model is None:
+        return NO_MODEL_MESSAGE
+    if is_bundled(model):
+        return BUNDLED_MODEL_MESSAGE.format(summary=bundled_summary(model.card))
+    return ""
+
+
+def is_bundled(model: EmotionModel) -> bool:
+    """Whether ``model`` was loaded from the checkpoint that ships inside the package."""
+    stem = default_checkpoint()
+    return stem is not None and model.source == str(stem)
+
+
+def bundled_summary(card: dict[str, Any]) -> str:
+    """``"baseline_cnn trained on FER2013, 66.1% PrivateTest"`` from the bundled model's card."""
+    parts = [
+        f"{card.get('model', 'a model')} trained on {card.get('data', {}).get('name', 'FER2013')}"
+    ]
+    accuracy = card.get("results", {}).get("PrivateTest", {}).get("accuracy")
+    if accuracy is not None:
+        parts.append(f"{accuracy:.1%} PrivateTest accuracy")
+    return ", ".join(parts)
+
 
 STILL_DETECT_WIDTH = 640
 """Photos are scanned at up to this width: a still has time for a finer search than a live frame."""
@@ -98,12 +133,12 @@ class Snapshot:
 
 
 def _as_model(model: EmotionModel | str | Path | None) -> tuple[EmotionModel | None, str | None]:
-    if model is None or isinstance(model, EmotionModel):
-        return model, None if model is not None else NO_MODEL_MESSAGE
-    try:
-        return EmotionModel.load(model), None
-    except NoModelError:
-        return None, NO_MODEL_MESSAGE
+    if model is not None and not isinstance(model, EmotionModel):
+        try:
+            model = EmotionModel.load(model)
+        except NoModelError:
+            model = None
+    return model, model_message(model) or None
 
 
 def snapshot(
@@ -142,8 +177,13 @@ def snapshot(
 def model_choices(root: str | Path | None = None) -> list[tuple[str, str]]:
     """Dropdown options ``(label, value)``: every checkpoint found (best first), then the bundled one."""
     options = [(c.label, str(c.path)) for c in find_checkpoints(root)]
-    if default_checkpoint() is not None:
-        options.append(("default (bundled with fercourse)", "default"))
+    stem = default_checkpoint()
+    if stem is not None:
+        try:
+            summary = bundled_summary(read_card(stem))
+        except CheckpointError as exc:
+            summary = f"unreadable card: {exc}"
+        options.append((f"default, bundled with fercourse ({summary})", "default"))
     return options
 
 
@@ -151,7 +191,7 @@ class Mirror(widgets.VBox):
     """The live emoji mirror with its controls and a snapshot mode.
 
     Args:
-        model: ``"auto"`` (best trained checkpoint, else the bundled one), a model name, a
+        model: ``"auto"`` (best FER2013-trained checkpoint, else the bundled one), a model name, a
             checkpoint path, an :class:`fercourse.EmotionModel`, or ``None`` (faces only).
         send_width: width of the frames the browser sends (height follows the camera's aspect).
             160 px: a laptop-webcam face is then 40-60 px, about FER2013's 48 px.
@@ -246,8 +286,7 @@ class Mirror(widgets.VBox):
                     model = what
                 else:
                     model = EmotionModel.load(what, backend=self.backend, threads=self.threads)
-                if model is None:
-                    message = NO_MODEL_MESSAGE
+                message = model_message(model)
             except NoModelError:
                 model, message = None, NO_MODEL_MESSAGE
             except Exception as exc:  # a broken checkpoint: say which and why, keep running

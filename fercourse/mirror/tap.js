@@ -87,6 +87,7 @@ function render({ model, el: root }) {
   const mainLabel = el("div", "fc-main-label", side);
   const bars = el("div", "fc-bars", side);
   const status = el("div", "fc-status", root);
+  const note = el("div", "fc-note", root); // Python's note: which model, or that none is trained
   const readout = el("div", "fc-readout", root);
   const grab = document.createElement("canvas");
   const grabCtx = grab.getContext("2d", { willReadFrequently: true });
@@ -353,12 +354,12 @@ function render({ model, el: root }) {
       text =
         "Waiting for the kernel… (busy, or restarted: if this stays, re-run the mirror cell)";
     else if (latest && latest.error) text = `Python error: ${latest.error}`;
-    else if (pythonMessage) text = pythonMessage;
     else if (latest) {
       const n = latest.result?.faces?.length ?? 0;
       text = n === 0 ? "No face in view: look at the camera." : `${n} face${n > 1 ? "s" : ""}`;
     } else text = "Waiting for the first frame…";
     status.textContent = text;
+    note.textContent = pythonMessage || "";
     const kind = text.startsWith("Waiting for the kernel") ? "wait" : "";
     status.className = "fc-status" + (kind ? " fc-" + kind : "");
     const stats = latest?.stats;

@@ -92,3 +92,51 @@ def plot_comparison(table: pd.DataFrame):
     fig.suptitle(f"The models side by side: {title}")
     fig.tight_layout()
     return fig
+
+
+def plot_reference_results(table: pd.DataFrame) -> Figure:
+    """The course team's FER2013 results (:func:`reference_results`) against the anchors.
+
+    Left: PrivateTest accuracy per model, plain and with flip TTA, with the original project's
+    figure for the same architecture and the published anchors as lines. Right: the validation
+    accuracy per epoch of each run (how long each model kept improving).
+
+    Introduced in ``notebooks/08_compare.ipynb``.
+    """
+    from .reference import reference_history
+    from .summary import ANCHORS
+
+    fig = Figure(figsize=(13, 4.6), layout="constrained")
+    ax_bar, ax_curve = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.2, 1]})
+    ordered = table.sort_values("private_acc")
+    y = np.arange(len(ordered))
+    ax_bar.barh(y - 0.2, 100 * ordered["private_acc"], height=0.4, label="PrivateTest")
+    ax_bar.barh(y + 0.2, 100 * ordered["private_acc_flip"], height=0.4, label="+ flip TTA")
+    original = ordered["original_project"].astype(float)
+    has = original.notna().to_numpy()
+    ax_bar.scatter(
+        100 * original[has],
+        y[has],
+        marker="D",
+        color="black",
+        zorder=3,
+        label="original project (same architecture)",
+    )
+    for (name, value), style in zip(ANCHORS.items(), (":", "--", "-.", "-"), strict=False):
+        ax_bar.axvline(100 * value, color="gray", ls=style, lw=1, label=f"{name} {value:.1%}")
+    ax_bar.set_yticks(y, ordered.index)
+    low = 100 * min(ordered["private_acc"].min(), original[has].min() if has.any() else 1.0)
+    ax_bar.set_xlim(max(0, low - 8), 80)
+    ax_bar.set_xlabel("PrivateTest accuracy (%)")
+    ax_bar.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=7)
+    ax_bar.set_title("Measured on the real FER2013")
+    for name, epochs in reference_history().items():
+        ax_curve.plot(
+            [e["epoch"] for e in epochs], [100 * e["val_acc"] for e in epochs], label=name
+        )
+    ax_curve.set_xlabel("epoch")
+    ax_curve.set_ylabel("validation accuracy (%)")
+    ax_curve.legend(fontsize=8)
+    ax_curve.grid(alpha=0.3)
+    ax_curve.set_title("Learning curves")
+    return fig

@@ -1,0 +1,271 @@
+"""The course team's measured results on the real FER2013, shipped with the package.
+
+Students mostly run the notebooks on a laptop with the ``smoke`` preset or on the synthetic faces,
+so their own numbers say little about FER2013 itself. The numbers in
+``fercourse/runs/fer2013_results.json`` were measured by training on the real data (see the
+README's "Results on FER2013" section for the commands) and are what ``08_compare`` shows next to
+the student's run and the published anchors.
+
+- :func:`collect_results`: score a folder of trained runs (PrivateTest and PublicTest, with and
+  without flip TTA) and describe how each was trained, one JSON-ready row per model;
+  ``tools/record_results.py`` calls it and writes the JSON file and the README table.
+- :func:`reference_results`: the shipped rows as a DataFrame; :func:`results_markdown` as a table.
+
+Introduced in ``notebooks/08_compare.ipynb``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .runfile import MODEL_NOTEBOOKS
+from .summary import _read_json
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..data import FER2013
+
+REFERENCE_RESULTS_PATH: Path = Path(__file__).resolve().parent / "fer2013_results.json"
+"""The measured results that ship with the package."""
+
+ORIGINAL_PROJECT: dict[str, float] = {
+    "baseline_cnn": 0.520,
+    "attention_cnn": 0.626,
+    "vit_tiny": 0.699,
+}
+"""Validation accuracies of the student project this course grew from, per architecture."""
+
+
+def train_command(config: dict[str, Any], model: str, *, data: str, out: str) -> str:
+    """The ``python -m fercourse train`` line that reproduces a run's configuration.
+
+    Only the fields that differ from ``TrainConfig.for_model(model, preset)`` are spelled out.
+    """
+    from ..training import TrainConfig
+
+    preset = config.get("preset", "full")
+    defaults = asdict(TrainConfig.for_model(model, preset))
+    parts = [
+        f"python -m fercourse train --model {model} --preset {preset} --data {data} --out {out}"
+    ]
+    if config.get("epochs") != defaults["epochs"]:
+        parts.append(f"--epochs {config['epochs']}")
+    skip = {"epochs", "preset", *TrainConfig.RESUME_IGNORED}
+    for key, value in config.items():
+        if key in skip or key not in defaults or value == defaults[key]:
+            continue
+        text = "none" if value is None else str(value).lower() if isinstance(value, bool) else value
+        parts.append(f"--set {key}={text}")
+    return " ".join(parts)
+
+
+def collect_results(
+    run_dir: str | Path,
+    data: FER2013,
+    *,
+    data_arg: str = "data/fer2013-kaggle",
+    device: str = "cpu",
+    save: bool = True,
+    hardware: str | None = None,
+) -> list[dict[str, Any]]:
+    """Score every trained run under ``run_dir`` and describe how it was made.
+
+    Each model's best checkpoint (chosen on its validation split, never on a test split) is
+    evaluated on PrivateTest and PublicTest, plain and with flip TTA.
+
+    Args:
+        run_dir: the parent of the run folders (``--out`` of ``python -m fercourse train``).
+        data: the data set the runs were trained on (the real FER2013 for the shipped table).
+        data_arg: how the reproduce command names the data (a path relative to the repository).
+        device: where to evaluate.
+        save: also merge the scores into each run's ``metrics.json``.
+        hardware: what the runs were trained on, for runs whose ``config.json`` does not say
+            (older runs); ``None`` leaves them "unknown".
+
+    Returns:
+        One row per model (JSON-ready), in the course's order.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` holds no trained run.
+    """
+    from ..data import make_split
+    from ..evaluation import evaluate
+    from ..training import load_run
+
+    run_dir = Path(run_dir)
+    order = list(MODEL_NOTEBOOKS.values())  # the course's order of the models
+    dirs = sorted(
+        (p.parent for p in run_dir.glob("*/best.json")),
+        key=lambda d: (order.index(d.name) if d.name in order else len(order), d.name),
+    )
+    if not dirs:
+        raise FileNotFoundError(f"no trained run (*/best.json) under {run_dir}")
+    rows = []
+    for folder in dirs:
+        run = load_run(folder, "best")
+        card = _read_json(folder / "best.json")
+        config = _read_json(folder / "config.json")
+        history = _read_json(folder / "history.json")
+        seed = int(card["config"]["seed"])
+        split = make_split(data, seed=seed)
+        if card.get("split_hash") and card["split_hash"] != split.hash:
+            raise ValueError(
+                f"{folder}: trained on split {card['split_hash'][:12]}, but this data and seed "
+                f"give {split.hash[:12]}: is this the data the run was trained on?"
+            )
+        scores: dict[str, dict[str, float]] = {}
+        for split_name in ("PrivateTest", "PublicTest"):
+            for tta in (None, "flip"):
+                m = evaluate(
+                    run.model,
+                    data,
+                    split_name,
+                    split_obj=split,
+                    tta=tta,
+                    device=device,
+                    save_to=folder if save else None,
+                )
+                key = split_name if tta is None else f"{split_name}+{tta}"
+                scores[key] = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "n": m["n"]}
+        epochs = history.get("epochs", [])
+        seconds = sum(float(e.get("seconds", 0.0)) for e in epochs)
+        runtime = config.get("runtime", {})
+        trained_on = runtime.get("hardware") or hardware or "unknown"
+        if runtime.get("hardware") and runtime.get("cpu_threads") and runtime["device"] == "cpu":
+            trained_on += f", {runtime['cpu_threads']} threads"
+        rows.append(
+            {
+                "model": card["model"],
+                "params": int(card["num_parameters"]),
+                "private_acc": scores["PrivateTest"]["accuracy"],
+                "private_f1": scores["PrivateTest"]["macro_f1"],
+                "private_acc_flip": scores["PrivateTest+flip"]["accuracy"],
+                "private_f1_flip": scores["PrivateTest+flip"]["macro_f1"],
+                "public_acc": scores["PublicTest"]["accuracy"],
+                "public_acc_flip": scores["PublicTest+flip"]["accuracy"],
+                "val_acc": float(card["metrics"]["val_acc"]),
+                "best_epoch": int(card["epoch"]),
+                "epochs": len(epochs),
+                "train_minutes": round(seconds / 60.0, 1),
+                "hardware": trained_on,
+                "device": runtime.get("device", "?"),
+                "seed": seed,
+                "split_hash": card.get("split_hash"),
+                "test_faces": scores["PrivateTest"]["n"],
+                "original_project": ORIGINAL_PROJECT.get(card["model"]),
+                "trained_at": card.get("saved_at"),
+                "versions": card.get("versions", {}),
+                "config": card["config"],
+                "history": [
+                    {
+                        k: round(float(e[k]), 4)
+                        for k in ("train_loss", "train_acc", "val_loss", "val_acc")
+                    }
+                    | {"epoch": int(e["epoch"])}
+                    for e in epochs
+                ],
+                "command": train_command(
+                    card["config"], card["model"], data=data_arg, out=run_dir.as_posix()
+                ),
+            }
+        )
+    return rows
+
+
+def collect_ensemble(
+    run_dir: str | Path, data: FER2013, *, device: str = "cpu"
+) -> dict[str, Any] | None:
+    """The average of every run's best model under ``run_dir`` on PrivateTest, plain and flip.
+
+    Returns:
+        ``{"members", "private_acc", "private_f1", "private_acc_flip", "private_f1_flip"}``, or
+        ``None`` with fewer than two runs. The runs must share one split (same seed).
+    """
+    from ..data import make_split
+    from ..evaluation import evaluate_ensemble
+    from ..training import load_run
+
+    runs = [load_run(p.parent, "best") for p in sorted(Path(run_dir).glob("*/best.json"))]
+    if len(runs) < 2:
+        return None
+    seeds = {int(r.card["config"]["seed"]) for r in runs}
+    if len(seeds) != 1:
+        raise ValueError(f"the runs under {run_dir} use different seeds (splits): {sorted(seeds)}")
+    split = make_split(data, seed=seeds.pop())
+    out: dict[str, Any] = {"members": [r.card["model"] for r in runs]}
+    for tta, suffix in ((None, ""), ("flip", "_flip")):
+        m = evaluate_ensemble(
+            [r.model for r in runs], data, "PrivateTest", split_obj=split, tta=tta, device=device
+        )
+        out[f"private_acc{suffix}"] = m["accuracy"]
+        out[f"private_f1{suffix}"] = m["macro_f1"]
+    return out
+
+
+def reference_results(path: str | Path | None = None) -> pd.DataFrame:
+    """The course team's FER2013 results as a DataFrame, one row per model, best first.
+
+    Accuracies are fractions in [0, 1]; ``original_project`` is the figure of the student
+    project this course grew from for the same architecture (``NaN`` where it had none).
+
+    Example:
+        >>> table = fc.runs.reference_results()  # doctest: +SKIP
+        >>> table.loc["baseline_cnn", "private_acc"]  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    path = Path(path) if path is not None else REFERENCE_RESULTS_PATH
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"no measured results at {path}") from err
+    rows = record["results"]
+    columns = [
+        "params",
+        "private_acc",
+        "private_acc_flip",
+        "private_f1",
+        "private_f1_flip",
+        "public_acc",
+        "val_acc",
+        "best_epoch",
+        "epochs",
+        "train_minutes",
+        "hardware",
+        "seed",
+        "original_project",
+    ]
+    table = pd.DataFrame(rows).set_index("model")[columns]
+    table.attrs["data"] = record.get("data", {})
+    table.attrs["commands"] = {r["model"]: r["command"] for r in rows}
+    return table.sort_values("private_acc", ascending=False)
+
+
+def reference_history(path: str | Path | None = None) -> dict[str, list[dict[str, float]]]:
+    """Each model's per-epoch ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``."""
+    path = Path(path) if path is not None else REFERENCE_RESULTS_PATH
+    record = json.loads(path.read_text(encoding="utf-8"))
+    return {r["model"]: r.get("history", []) for r in record["results"]}
+
+
+def results_markdown(table: pd.DataFrame) -> str:
+    """A README-ready Markdown table of :func:`reference_results`."""
+    import pandas as pd
+
+    lines = [
+        "| model | params | PrivateTest acc | + flip TTA | macro-F1 (+ flip) | PublicTest acc | "
+        "epochs | CPU time | original project |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in table.iterrows():
+        original = "-" if pd.isna(r["original_project"]) else f"{r['original_project']:.1%}"
+        lines.append(
+            f"| {name} | {r['params'] / 1e6:.2f}M | **{r['private_acc']:.1%}** | "
+            f"{r['private_acc_flip']:.1%} | {r['private_f1']:.3f} ({r['private_f1_flip']:.3f}) | "
+            f"{r['public_acc']:.1%} | {r['epochs']} | {r['train_minutes']:.0f} min | {original} |"
+        )
+    return "\n".join(lines)
