@@ -15,6 +15,7 @@ from fercourse.inference.bundle import REQUIRED_CARD_KEYS, bundle_model, referen
 from fercourse.runs.reference import (
     collect_ensemble,
     collect_results,
+    reference_ensemble,
     reference_results,
     results_markdown,
 )
@@ -74,6 +75,34 @@ def test_an_ensemble_of_two_copies_scores_like_the_single_model(trained, tmp_pat
     assert ensemble["members"] == ["baseline_cnn", "baseline_cnn"]
     assert ensemble["private_acc"] == pytest.approx(single["private_acc"])
     assert ensemble["private_acc_flip"] == pytest.approx(single["private_acc_flip"])
+
+
+def test_an_ensemble_takes_checkpoints_from_outside_the_run_folder(trained, tmp_path):
+    # The bundled default model has no run folder: it joins the ensemble as a checkpoint.
+    data, root = trained
+    single = collect_results(root, data, save=False)[0]
+    member = root / "baseline_cnn" / "best"
+    ensemble = collect_ensemble(root, data, members=[member])
+    assert ensemble["members"] == ["baseline_cnn", "baseline_cnn"]
+    assert ensemble["params"] == 2 * single["params"]
+    assert ensemble["private_acc"] == pytest.approx(single["private_acc"])
+    # A member trained on another split is refused, never averaged in silently.
+    other = tmp_path / "other"
+    shutil.copytree(root / "baseline_cnn", other)
+    card = json.loads((other / "best.json").read_text())
+    card["split_hash"] = "0" * 64
+    (other / "best.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="cannot join the ensemble"):
+        collect_ensemble(root, data, members=[other / "best"])
+
+
+def test_the_recorded_ensemble_is_read_back(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"results": []}))
+    assert reference_ensemble(path) is None
+    recorded = {"members": ["a", "b"], "params": 3, "private_acc": 0.6, "private_acc_flip": 0.61}
+    path.write_text(json.dumps({"results": [], "ensemble": recorded}))
+    assert reference_ensemble(path) == recorded
 
 
 def test_the_recorded_command_reproduces_the_config(trained):

@@ -4,11 +4,14 @@ After training on the real data (commands in the README's "Results on FER2013"):
 
     python tools/record_results.py outputs/fer2013-cpu --data data/fer2013-kaggle
     python tools/record_results.py outputs/fer2013-cpu --data data/fer2013-kaggle --bundle baseline_cnn
+    python tools/record_results.py outputs/fer2013-cpu --data data/fer2013-kaggle --member default
 
 scores every run under the folder (PrivateTest and PublicTest, plain and with flip TTA), merges
 the rows into ``fercourse/runs/fer2013_results.json`` (which ``08_compare`` and
-``fc.runs.reference_results`` read), prints the README table, and with ``--bundle`` copies that
-model into ``fercourse/inference/default_model/`` with its model card.
+``fc.runs.reference_results`` read), scores the ensemble of all of them (plus any ``--member``
+checkpoint, such as the bundled ``default`` model whose run folder lives elsewhere), prints the
+README table, and with ``--bundle`` copies that model into ``fercourse/inference/default_model/``
+with its model card.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import fercourse as fc  # noqa: E402
 from fercourse.inference.bundle import bundle_model  # noqa: E402
+from fercourse.inference.emotion_model import DEFAULT_MODEL_STEM  # noqa: E402
 from fercourse.runs.reference import (  # noqa: E402
     REFERENCE_RESULTS_PATH,
     collect_ensemble,
@@ -42,6 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--hardware", help="what the runs trained on, for runs whose config.json does not record it"
     )
+    parser.add_argument(
+        "--member",
+        action="append",
+        default=[],
+        metavar="CHECKPOINT",
+        help="add this checkpoint (stem, or 'default' for the bundled model) to the ensemble",
+    )
     args = parser.parse_args(argv)
 
     data = fc.data.load_fer2013(args.data)
@@ -58,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     data_arg = data_arg.relative_to(ROOT) if data_arg.is_relative_to(ROOT) else data_arg
     rows = collect_results(args.run_dir, data, data_arg=data_arg.as_posix(), hardware=args.hardware)
 
-    ensemble = collect_ensemble(args.run_dir, data)
+    members = [DEFAULT_MODEL_STEM if m == "default" else Path(m) for m in args.member]
+    ensemble = collect_ensemble(args.run_dir, data, members=members)
 
     out = Path(args.out)
     record = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {"results": []}
@@ -81,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if ensemble is not None:
         record["ensemble"] = ensemble
+    else:
+        record.pop("ensemble", None)  # never keep an ensemble of models no longer in the table
     fc.utils.atomic_write_json(out, record)
     print(f"wrote {out}\n")
     print(results_markdown(reference_results(out)))

@@ -49,6 +49,8 @@ def measure(
     device: str = "auto",
     warmup_steps: int = 2,
     min_steps: int = 5,
+    amp: str = "auto",
+    channels_last: bool | str = "auto",
 ) -> dict[str, Any]:
     """Time one model's training steps with and without the data pipeline.
 
@@ -60,6 +62,8 @@ def measure(
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         warmup_steps: untimed steps first (allocations, autotuning).
         min_steps: measure at least this many interleaved steps, even past ``seconds``.
+        amp: ``TrainConfig.amp``: ``"auto"`` (bf16 on CUDA, off on the CPU), ``"bf16"``, ...
+        channels_last: ``TrainConfig.channels_last``.
 
     Returns:
         dict with ``model``, ``params``, ``steps``, ``pipeline_ips``, ``memory_ips``,
@@ -70,7 +74,7 @@ def measure(
     import fercourse as fc
     from fercourse.evaluation.runtime import resolve_runtime
 
-    runtime = resolve_runtime(device)
+    runtime = resolve_runtime(device, amp, channels_last)
     dev = runtime.device
     fc.utils.seed_everything(0)
     model = runtime.prepare(fc.models.create_model(name)).train()
@@ -139,6 +143,8 @@ def measure(
         "data_ips": batch / statistics.median(fetch),
         "epoch_seconds": FER2013_TRAIN_IMAGES / pipeline_ips,
         "device": str(dev),
+        "amp": str(runtime.amp_dtype).removeprefix("torch.") if runtime.amp_dtype else "off",
+        "channels_last": runtime.channels_last,
     }
 
 
@@ -175,6 +181,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--data", help="FER2013 file or folder (default: fc.utils.data_dir())")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--amp",
+        default="auto",
+        choices=["auto", "bf16", "fp16", "off"],
+        help="autocast as in TrainConfig.amp (bf16 helps CPUs with AVX512-BF16 or AMX)",
+    )
+    parser.add_argument(
+        "--channels-last",
+        default="auto",
+        choices=["auto", "yes", "no"],
+        help="channels-last memory format (default: on CUDA only)",
+    )
     args = parser.parse_args(argv)
 
     import fercourse as fc
@@ -193,7 +211,8 @@ def main(argv: list[str]) -> int:
     print(f"data: {data!r}")
     print(
         f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
-        f"batch {args.batch_size}, {args.seconds:g} s per model",
+        f"batch {args.batch_size}, {args.seconds:g} s per model, amp {args.amp}, "
+        f"channels-last {args.channels_last}",
         flush=True,
     )
     rows = []
@@ -205,6 +224,8 @@ def main(argv: list[str]) -> int:
             batch_size=args.batch_size,
             device=args.device,
             min_steps=args.min_steps,
+            amp=args.amp,
+            channels_last={"yes": True, "no": False}.get(args.channels_last, "auto"),
         )
         rows.append(row)
         print(f"  {name}: {row['steps']} interleaved steps", flush=True)

@@ -17,6 +17,7 @@ Introduced in ``notebooks/08_compare.ipynb``.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -177,33 +178,74 @@ def collect_results(
 
 
 def collect_ensemble(
-    run_dir: str | Path, data: FER2013, *, device: str = "cpu"
+    run_dir: str | Path,
+    data: FER2013,
+    *,
+    device: str = "cpu",
+    members: Sequence[str | Path] = (),
 ) -> dict[str, Any] | None:
     """The average of every run's best model under ``run_dir`` on PrivateTest, plain and flip.
 
+    Args:
+        run_dir: the parent of the run folders.
+        data: the data set the runs were trained on.
+        device: where to evaluate.
+        members: more checkpoints to average in (a checkpoint stem or either of its files, e.g.
+            the bundled default model, whose run folder is not under ``run_dir``).
+
     Returns:
         ``{"members", "private_acc", "private_f1", "private_acc_flip", "private_f1_flip"}``, or
-        ``None`` with fewer than two runs. The runs must share one split (same seed).
+        ``None`` with fewer than two models. All must share one split (same seed and data).
+
+    Raises:
+        ValueError: members trained on different splits.
     """
+    from ..checkpoint import load_checkpoint
     from ..data import make_split
     from ..evaluation import evaluate_ensemble
     from ..training import load_run
 
-    runs = [load_run(p.parent, "best") for p in sorted(Path(run_dir).glob("*/best.json"))]
-    if len(runs) < 2:
+    loaded = [
+        (load_run(p.parent, "best"), p.parent) for p in sorted(Path(run_dir).glob("*/best.json"))
+    ]
+    models = [run.model for run, _ in loaded]
+    cards = [(run.card, where) for run, where in loaded]
+    for member in members:
+        model, card = load_checkpoint(member)
+        models.append(model)
+        cards.append((card, Path(member)))
+    if len(models) < 2:
         return None
-    seeds = {int(r.card["config"]["seed"]) for r in runs}
+    seeds = {int(card["config"]["seed"]) for card, _ in cards}
     if len(seeds) != 1:
-        raise ValueError(f"the runs under {run_dir} use different seeds (splits): {sorted(seeds)}")
+        raise ValueError(f"the ensemble's members use different seeds (splits): {sorted(seeds)}")
     split = make_split(data, seed=seeds.pop())
-    out: dict[str, Any] = {"members": [r.card["model"] for r in runs]}
+    for card, where in cards:
+        if card.get("split_hash") and card["split_hash"] != split.hash:
+            raise ValueError(
+                f"{where}: trained on split {card['split_hash'][:12]}, not this data's "
+                f"{split.hash[:12]}: it cannot join the ensemble"
+            )
+    out: dict[str, Any] = {
+        "members": [card["model"] for card, _ in cards],
+        "params": int(sum(int(card["num_parameters"]) for card, _ in cards)),
+    }
     for tta, suffix in ((None, ""), ("flip", "_flip")):
-        m = evaluate_ensemble(
-            [r.model for r in runs], data, "PrivateTest", split_obj=split, tta=tta, device=device
-        )
+        m = evaluate_ensemble(models, data, "PrivateTest", split_obj=split, tta=tta, device=device)
         out[f"private_acc{suffix}"] = m["accuracy"]
         out[f"private_f1{suffix}"] = m["macro_f1"]
     return out
+
+
+def reference_ensemble(path: str | Path | None = None) -> dict[str, Any] | None:
+    """The course team's recorded ensemble (the average of the models of the results table).
+
+    Returns:
+        ``{"members", "params", "private_acc", "private_f1", "private_acc_flip",
+        "private_f1_flip"}`` (fractions), or ``None`` when no ensemble was recorded.
+    """
+    path = Path(path) if path is not None else REFERENCE_RESULTS_PATH
+    return json.loads(path.read_text(encoding="utf-8")).get("ensemble")
 
 
 def reference_results(path: str | Path | None = None) -> pd.DataFrame:
