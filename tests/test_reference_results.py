@@ -180,3 +180,16 @@ def test_a_synthetic_run_cannot_ship(tmp_path):
     _real_looking_checkpoint(tmp_path / "run" / "best", synthetic=True)
     with pytest.raises(ValueError, match="not trained on the real FER2013"):
         bundle_model(tmp_path / "run", _row(), split="x", stem=tmp_path / "ship" / "model")
+
+
+def test_the_reference_plot_draws_every_model_and_the_ensemble():
+    table = reference_results()
+    fig = fc.runs.plot_reference_results(table, ensemble=None)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert sorted(labels) == sorted(table.index)
+    ensemble = {"members": list(table.index) * 2, "private_acc": 0.7, "private_acc_flip": 0.71}
+    fig = fc.runs.plot_reference_results(table, ensemble=ensemble)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels[-1] == f"ensemble of {2 * len(table)}"  # on top
+    widths = [round(p.get_width(), 6) for p in fig.axes[0].patches]
+    assert 70.0 in widths and 71.0 in widths

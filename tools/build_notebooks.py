@@ -1475,15 +1475,29 @@ reference[["params", "private_acc", "private_acc_flip", "private_f1", "epochs", 
         md(
             """
 On the left, each model against the published anchors (dotted: human agreement; dashed: the best
-single CNN; the others: ensembles) and the original project (diamonds). On the right, how the
-validation accuracy grew per epoch: a curve still rising at its last epoch means the model would
-gain from a longer run. The first of these models ships inside the package as the default model
-the mirror uses (`fercourse/inference/default_model/MODEL_CARD.md`).
+single CNN; the others: ensembles) and the original project (diamonds); the top bar is the
+ensemble of all of them. On the right, how the validation accuracy grew per epoch: a curve still
+rising at its last epoch means the model would gain from a longer run. One of these models ships
+inside the package as the default model the mirror uses
+(`fercourse/inference/default_model/MODEL_CARD.md`).
 """
         ),
         code(
             """
 fc.runs.plot_reference_results(reference)
+"""
+        ),
+        md(
+            """
+The course team's ensemble is the same recipe as yours above, on the real data: the average of
+the members' probabilities, scored once on PrivateTest. Compare its gain over the best single
+model with the gain your ensemble showed on your run.
+"""
+        ),
+        code(
+            """
+team_ensemble = fc.runs.reference_ensemble()
+team_ensemble
 """
         ),
         md(

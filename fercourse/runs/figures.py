@@ -6,7 +6,7 @@ Each function returns a ``matplotlib.figure.Figure`` built without ``pyplot`` (l
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -94,21 +94,40 @@ def plot_comparison(table: pd.DataFrame):
     return fig
 
 
-def plot_reference_results(table: pd.DataFrame) -> Figure:
+def plot_reference_results(
+    table: pd.DataFrame, ensemble: dict[str, Any] | None | bool = True
+) -> Figure:
     """The course team's FER2013 results (:func:`reference_results`) against the anchors.
 
     Left: PrivateTest accuracy per model, plain and with flip TTA, with the original project's
-    figure for the same architecture and the published anchors as lines. Right: the validation
-    accuracy per epoch of each run (how long each model kept improving).
+    figure for the same architecture and the published anchors as lines; the recorded ensemble
+    of the models (``True``: :func:`reference_ensemble`; or a dict like it; ``None``: none) is
+    the top bar. Right: the validation accuracy per epoch of each run (how long each model kept
+    improving).
 
     Introduced in ``notebooks/08_compare.ipynb``.
     """
-    from .reference import reference_history
+    import pandas as pd
+
+    from .reference import reference_ensemble, reference_history
     from .summary import ANCHORS
 
     fig = Figure(figsize=(13, 4.6), layout="constrained")
     ax_bar, ax_curve = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.2, 1]})
     ordered = table.sort_values("private_acc")
+    if ensemble is True:
+        ensemble = reference_ensemble()
+    if ensemble:
+        name = f"ensemble of {len(ensemble['members'])}"
+        extra = pd.DataFrame(
+            {
+                "private_acc": [ensemble["private_acc"]],
+                "private_acc_flip": [ensemble["private_acc_flip"]],
+                "original_project": [float("nan")],
+            },
+            index=[name],
+        )
+        ordered = pd.concat([ordered[list(extra.columns)], extra])
     y = np.arange(len(ordered))
     ax_bar.barh(y - 0.2, 100 * ordered["private_acc"], height=0.4, label="PrivateTest")
     ax_bar.barh(y + 0.2, 100 * ordered["private_acc_flip"], height=0.4, label="+ flip TTA")
