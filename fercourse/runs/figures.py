@@ -95,7 +95,7 @@ def plot_comparison(table: pd.DataFrame):
 
 
 def plot_reference_results(
-    table: pd.DataFrame, ensemble: dict[str, Any] | None | bool = True
+    table: pd.DataFrame, ensemble: dict[str, Any] | bool | None = True
 ) -> Figure:
     """The course team's FER2013 results (:func:`reference_results`) against the anchors.
 

@@ -137,7 +137,10 @@ def collect_results(
         runtime = config.get("runtime", {})
         trained_on = runtime.get("hardware") or hardware or "unknown"
         if runtime.get("hardware") and runtime.get("cpu_threads") and runtime["device"] == "cpu":
-            trained_on += f", {runtime['cpu_threads']} threads"
+            threads = int(runtime["cpu_threads"])
+            trained_on += f", {threads} thread{'s' if threads != 1 else ''}"
+        if runtime.get("amp") not in (None, "off"):
+            trained_on += f", {runtime['amp'].replace('bfloat16', 'bf16')} autocast"
         rows.append(
             {
                 "model": card["model"],
@@ -300,14 +303,15 @@ def results_markdown(table: pd.DataFrame) -> str:
 
     lines = [
         "| model | params | PrivateTest acc | + flip TTA | macro-F1 (+ flip) | PublicTest acc | "
-        "epochs | CPU time | original project |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "epochs | training time | trained on | original project |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for name, r in table.iterrows():
         original = "-" if pd.isna(r["original_project"]) else f"{r['original_project']:.1%}"
         lines.append(
             f"| {name} | {r['params'] / 1e6:.2f}M | **{r['private_acc']:.1%}** | "
             f"{r['private_acc_flip']:.1%} | {r['private_f1']:.3f} ({r['private_f1_flip']:.3f}) | "
-            f"{r['public_acc']:.1%} | {r['epochs']} | {r['train_minutes']:.0f} min | {original} |"
+            f"{r['public_acc']:.1%} | {r['epochs']} | {r['train_minutes']:.0f} min | {r['hardware']} | "
+            f"{original} |"
         )
     return "\n".join(lines)
