@@ -206,17 +206,14 @@ def collect_ensemble(
     from ..checkpoint import load_checkpoint
     from ..data import make_split
     from ..evaluation import evaluate_ensemble
-    from ..training import load_run
 
-    loaded = [
-        (load_run(p.parent, "best"), p.parent) for p in sorted(Path(run_dir).glob("*/best.json"))
-    ]
-    models = [run.model for run, _ in loaded]
-    cards = [(run.card, where) for run, where in loaded]
-    for member in members:
-        model, card = load_checkpoint(member)
+    stems = [p.with_suffix("") for p in sorted(Path(run_dir).glob("*/best.json"))]
+    stems += [Path(m) for m in members]
+    models, cards = [], []
+    for stem in stems:
+        model, card = load_checkpoint(stem)
         models.append(model)
-        cards.append((card, Path(member)))
+        cards.append((card, stem))
     if len(models) < 2:
         return None
     seeds = {int(card["config"]["seed"]) for card, _ in cards}
