@@ -142,9 +142,7 @@ def measure(
         "data_share": statistics.median(fetch) / statistics.median(pipeline),
         "data_ips": batch / statistics.median(fetch),
         "epoch_seconds": FER2013_TRAIN_IMAGES / pipeline_ips,
-        "device": str(dev),
-        "amp": str(runtime.amp_dtype).removeprefix("torch.") if runtime.amp_dtype else "off",
-        "channels_last": runtime.channels_last,
+        **runtime.describe(),  # device, amp, channels_last, hardware, cpu_threads
     }
 
 
