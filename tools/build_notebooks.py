@@ -262,8 +262,9 @@ Training decisions (which epoch to keep, when to stop, the learning-rate schedul
 model does not train on, but the test sets must stay untouched until the very end. So
 `fc.data.make_split` carves a stratified **validation** set out of Training (10%, every class in
 the same proportion), and keeps PublicTest and PrivateTest as they are. The split is written to a
-file once and reused, so all six models are compared on exactly the same faces; its hash is stored
-with every checkpoint. This course reports **PrivateTest**, the set the original competition
+file once and reused, so all six models are compared on exactly the same faces; its hash (of the
+indices, seed and data, not of where the files lie, so a classmate with the same data and seed gets
+the same hash) is stored with every checkpoint. This course reports **PrivateTest**, the set the original competition
 ranked on.
 """
         ),

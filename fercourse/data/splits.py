@@ -15,8 +15,10 @@ part               from                              used for
 
 :func:`make_split` writes the indices to a JSON file together with the seed, the fraction and
 the dataset's fingerprint; the next call (from any notebook, any model) reads the same file, and
-a split file made for another dataset is refused. ``Split.hash`` (sha256 of the file) is stored
-with every checkpoint and result.
+a split file made for another dataset is refused. ``Split.hash`` is stored with every checkpoint
+and result: a sha256 of what defines the split (the dataset's fingerprint, seed, fraction and the
+index lists), not of the file's bytes, so the same split made on two machines (where the data sit
+under different paths, which the file records) has the same hash.
 
 FER2013's Training part holds about 1,000 groups of identical images, so a plain random cut
 leaves ~200 val images with an exact copy in train. ``make_split(..., group_duplicates=True)``
@@ -61,7 +63,10 @@ class Split:
     Attributes:
         train, val, public_test, private_test: sorted int64 indices into the dataset.
         path: the split file.
-        hash: sha256 of the split file (recorded with checkpoints and results).
+        hash: sha256 of the split's content (fingerprint, seed, fraction, grouping and the index
+            lists), the same on every machine; recorded with checkpoints and results.
+        file_hash: sha256 of the split file's bytes, which include the data's path. Runs saved
+            by earlier versions of fercourse recorded this one; :meth:`matches` accepts both.
         seed, val_fraction: how ``val`` was drawn.
         fingerprint: the dataset's :meth:`~fercourse.data.FER2013.fingerprint`.
     """
@@ -75,6 +80,15 @@ class Split:
     seed: int
     val_fraction: float
     fingerprint: str
+    file_hash: str = ""
+
+    def matches(self, recorded: str) -> bool:
+        """Whether a hash recorded with a checkpoint or result names this split.
+
+        Accepts the content hash and, for runs saved before the hash became path-independent,
+        the hash of this machine's split file.
+        """
+        return bool(recorded) and recorded in (self.hash, self.file_hash)
 
     def __getitem__(self, part: str) -> np.ndarray:
         """``split["val"]``; also accepts the Usage names ``"PublicTest"``, ``"PrivateTest"``."""
@@ -193,11 +207,36 @@ def _load(path: Path, ds: FER2013, val_fraction: float, seed: int, group_duplica
     return Split(
         **parts,
         path=path,
-        hash=hashlib.sha256(raw).hexdigest(),
+        hash=_content_hash(fingerprint, seed, float(val_fraction), group_duplicates, parts),
         seed=seed,
         val_fraction=float(val_fraction),
         fingerprint=fingerprint,
+        file_hash=hashlib.sha256(raw).hexdigest(),
     )
+
+
+def _content_hash(
+    fingerprint: str,
+    seed: int,
+    val_fraction: float,
+    group_duplicates: bool,
+    parts: dict[str, np.ndarray],
+) -> str:
+    """sha256 of what defines a split, independent of where its file or the data live."""
+    digest = hashlib.sha256()
+    settings = {
+        "format": SPLIT_FORMAT,
+        "version": SPLIT_VERSION,
+        "fingerprint": fingerprint,
+        "seed": int(seed),
+        "val_fraction": round(val_fraction, 12),
+        "group_duplicates": bool(group_duplicates),
+    }
+    digest.update(json.dumps(settings, sort_keys=True).encode("utf-8"))
+    for part in PARTS:
+        digest.update(f"\n{part}:".encode())
+        digest.update(np.ascontiguousarray(parts[part], dtype="<i8").tobytes())
+    return digest.hexdigest()
 
 
 def _validate(parts: dict[str, np.ndarray], ds: FER2013, path: Path) -> None:

@@ -113,11 +113,7 @@ def collect_results(
         history = _read_json(folder / "history.json")
         seed = int(card["config"]["seed"])
         split = make_split(data, seed=seed)
-        if card.get("split_hash") and card["split_hash"] != split.hash:
-            raise ValueError(
-                f"{folder}: trained on split {card['split_hash'][:12]}, but this data and seed "
-                f"give {split.hash[:12]}: is this the data the run was trained on?"
-            )
+        _check_split(card, split, folder, "is this the data the run was trained on?")
         scores: dict[str, dict[str, float]] = {}
         for split_name in ("PrivateTest", "PublicTest"):
             for tta in (None, "flip"):
@@ -158,7 +154,7 @@ def collect_results(
                 "hardware": trained_on,
                 "device": runtime.get("device", "?"),
                 "seed": seed,
-                "split_hash": card.get("split_hash"),
+                "split_hash": split.hash,
                 "test_faces": scores["PrivateTest"]["n"],
                 "original_project": ORIGINAL_PROJECT.get(card["model"]),
                 "trained_at": card.get("saved_at"),
@@ -178,6 +174,16 @@ def collect_results(
             }
         )
     return rows
+
+
+def _check_split(card: dict[str, Any], split: Any, where: Any, consequence: str) -> None:
+    """Raise ValueError when a checkpoint's card names another split than ``split``."""
+    recorded = card.get("split_hash")
+    if recorded and not split.matches(recorded):
+        raise ValueError(
+            f"{where}: trained on split {recorded[:12]}, but this data and seed give "
+            f"{split.hash[:12]}: {consequence}"
+        )
 
 
 def collect_ensemble(
@@ -221,11 +227,7 @@ def collect_ensemble(
         raise ValueError(f"the ensemble's members use different seeds (splits): {sorted(seeds)}")
     split = make_split(data, seed=seeds.pop())
     for card, where in cards:
-        if card.get("split_hash") and card["split_hash"] != split.hash:
-            raise ValueError(
-                f"{where}: trained on split {card['split_hash'][:12]}, not this data's "
-                f"{split.hash[:12]}: it cannot join the ensemble"
-            )
+        _check_split(card, split, where, "it cannot join the ensemble")
     out: dict[str, Any] = {
         "members": [card["model"] for card, _ in cards],
         "params": int(sum(int(card["num_parameters"]) for card, _ in cards)),

@@ -162,7 +162,7 @@ def _split_for(card: dict[str, Any], data: Any) -> Any:
     seed = int(card.get("config", {}).get("seed", 0))
     path = card.get("split_path") or None
     split = make_split(data, seed=seed, path=path if path and Path(path).is_file() else None)
-    if card.get("split_hash") and getattr(split, "hash", None) != card["split_hash"]:
+    if card.get("split_hash") and not split.matches(card["split_hash"]):
         print(
             f"warning: the split differs from the one the run was trained on ({card['split_hash'][:12]})"
         )
