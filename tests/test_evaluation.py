@@ -188,6 +188,9 @@ def test_ensemble_averages_probabilities():
     m = evaluate_ensemble([a, b], data, device="cpu")
     assert m["members"] == ["a", "b"] and m["model"] == "ensemble"
     assert m["accuracy"] == pytest.approx(2 / 3)  # b's happy wins the average
+    assert m["key"] == "ensemble:PrivateTest" and m["n"] == 3 and m["data"]["synthetic"] is True
+    flipped = evaluate_ensemble([a, b], data, tta="flip", device="cpu")
+    assert flipped["key"] == "ensemble:PrivateTest+flip" and flipped["tta"] == "flip"
 
 
 def test_metrics_json_merges_results(tmp_path):

@@ -14,16 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .metrics import (
-    canonical_split,
-    compute_metrics,
-    data_info,
-    metrics_key,
-    predict_proba,
-    save_metrics,
-    split_indices,
-)
-from .tta import check_tta
+from .metrics import data_info, predict_proba, save_metrics, score_split
 
 if TYPE_CHECKING:
     from ..data import FER2013, Split
@@ -104,31 +95,24 @@ def evaluate_ensemble(
     Returns:
         The ``evaluate`` dict, with ``model`` ``"ensemble"``, ``members`` and ``weights``.
     """
-    name = canonical_split(split)
-    mode = check_tta(tta)
-    idx = split_indices(data, name, split_obj)
-    probs = ensemble_proba(
-        models,
-        data.images[idx],
-        weights=weights,
-        tta=mode,
-        temperatures=temperatures,
-        device=device,
-        batch_size=batch_size,
-    )
-    members = [getattr(m, "model_name", type(m).__name__) for m in models]
-    result: dict[str, Any] = {
-        "split": name,
-        "key": "ensemble:" + metrics_key(name, mode),
-        **compute_metrics(probs, np.asarray(data.labels)[idx]),
-        "tta": mode,
-        "temperature": None,
-        "model": "ensemble",
-        "members": members,
-        "weights": None if weights is None else [float(v) for v in weights],
-        "selected_on": sorted({str(getattr(m, "selected_on", None)) for m in models}),
-        "data": data_info(data),
-    }
+
+    def predict(faces: np.ndarray, mode: str | None) -> np.ndarray:
+        return ensemble_proba(
+            models,
+            faces,
+            weights=weights,
+            tta=mode,
+            temperatures=temperatures,
+            device=device,
+            batch_size=batch_size,
+        )
+
+    result = score_split(predict, data, split, split_obj=split_obj, tta=tta, key_prefix="ensemble:")
+    result["model"] = "ensemble"
+    result["members"] = [getattr(m, "model_name", type(m).__name__) for m in models]
+    result["weights"] = None if weights is None else [float(v) for v in weights]
+    result["selected_on"] = sorted({str(getattr(m, "selected_on", None)) for m in models})
+    result["data"] = data_info(data)
     if save_to is not None:
         save_metrics(result, save_to)
     return result

@@ -10,7 +10,7 @@ has seen; PublicTest is reported beside it. Introduced in ``notebooks/02_baselin
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -292,6 +292,34 @@ def save_metrics(metrics: dict[str, Any], save_to: str | Path, key: str | None =
     return atomic_write_json(path, existing)
 
 
+def score_split(
+    predict: Callable[[np.ndarray, str | None], np.ndarray],
+    data: FER2013,
+    split: str,
+    *,
+    split_obj: Split | None = None,
+    tta: str | None = None,
+    temperature: float | None = None,
+    key_prefix: str = "",
+) -> dict[str, Any]:
+    """Predict one split's faces with ``predict(faces, tta)`` and score them.
+
+    The part :func:`evaluate` and :func:`~fercourse.evaluation.evaluate_ensemble` share: the
+    split's indices, the probabilities and :func:`compute_metrics`, under the ``metrics.json`` key.
+    """
+    name = canonical_split(split)
+    mode = check_tta(tta)
+    idx = split_indices(data, name, split_obj)
+    probs = predict(data.images[idx], mode)
+    return {
+        "split": name,
+        "key": key_prefix + metrics_key(name, mode, temperature),
+        **compute_metrics(probs, np.asarray(data.labels)[idx]),
+        "tta": mode,
+        "temperature": temperature,
+    }
+
+
 def evaluate(
     model: torch.nn.Module,
     data: FER2013,
@@ -329,28 +357,19 @@ def evaluate(
         >>> round(m["accuracy"], 3), round(m["macro_f1"], 3)  # doctest: +SKIP
         (0.652, 0.621)
     """
-    name = canonical_split(split)
-    mode = check_tta(tta)
-    idx = split_indices(data, name, split_obj)
-    probs = predict_proba(
-        model,
-        data.images[idx],
-        tta=mode,
-        temperature=temperature,
-        device=device,
-        batch_size=batch_size,
+
+    def predict(faces: np.ndarray, mode: str | None) -> np.ndarray:
+        return predict_proba(
+            model, faces, tta=mode, temperature=temperature, device=device, batch_size=batch_size
+        )
+
+    result = score_split(
+        predict, data, split, split_obj=split_obj, tta=tta, temperature=temperature
     )
-    result: dict[str, Any] = {
-        "split": name,
-        "key": metrics_key(name, mode, temperature),
-        **compute_metrics(probs, np.asarray(data.labels)[idx]),
-        "tta": mode,
-        "temperature": temperature,
-        "model": getattr(model, "model_name", type(model).__name__),
-        # fc.fit and fc.training.load_run record where the checkpoint was selected.
-        "selected_on": getattr(model, "selected_on", None),
-        "data": data_info(data),
-    }
+    result["model"] = getattr(model, "model_name", type(model).__name__)
+    # fc.fit and fc.training.load_run record where the checkpoint was selected.
+    result["selected_on"] = getattr(model, "selected_on", None)
+    result["data"] = data_info(data)
     if save_to is not None:
         save_metrics(result, save_to)
     return result
