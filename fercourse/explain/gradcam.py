@@ -225,8 +225,7 @@ def _predict(model: nn.Module, faces: np.ndarray) -> np.ndarray:
     was_training = model.training
     model.eval()
     try:
-        params = list(model.parameters())
-        device = params[0].device if params else torch.device("cpu")
+        device = _model_device(model)
         return torch.softmax(model(to_tensor(faces).to(device)), dim=1).cpu().numpy()
     finally:
         model.train(was_training)
@@ -282,6 +281,19 @@ def plot_gradcam(
     return fig
 
 
+def _model_device(model: nn.Module) -> torch.device:
+    """Where the model's weights are (CPU for a model without any)."""
+    params = list(model.parameters())
+    return params[0].device if params else torch.device("cpu")
+
+
+def _require(model: nn.Module, attribute: str, use: str) -> None:
+    """TypeError naming the model when it lacks what a plot draws."""
+    if not hasattr(model, attribute):
+        name = getattr(model, "model_name", type(model).__name__)
+        raise TypeError(f"{name} has no {attribute} to plot; use {use}")
+
+
 def plot_attention_maps(model: nn.Module, faces: np.ndarray, *, n: int = 6) -> Figure:
     """The attention CNN's spatial attention: one row per face, one column per CBAM block.
 
@@ -298,14 +310,13 @@ def plot_attention_maps(model: nn.Module, faces: np.ndarray, *, n: int = 6) -> F
     """
     import matplotlib.pyplot as plt
 
-    if not hasattr(model, "spatial_attention_maps"):
-        raise TypeError(
-            f"{getattr(model, 'model_name', type(model).__name__)} has no spatial attention "
-            "maps; use an attention_cnn (fc.models.create_model('attention_cnn'))"
-        )
+    _require(
+        model,
+        "spatial_attention_maps",
+        "an attention_cnn (fc.models.create_model('attention_cnn'))",
+    )
     faces = _faces_uint8(faces, n)
-    params = list(model.parameters())
-    device = params[0].device if params else torch.device("cpu")
+    device = _model_device(model)
     size = faces.shape[-1]
     maps = model.spatial_attention_maps(to_tensor(faces).to(device), size=size)
     maps = [m[:, 0].cpu().numpy() for m in maps]
@@ -348,14 +359,9 @@ def plot_expert_weights(
     """
     import matplotlib.pyplot as plt
 
-    if not hasattr(model, "expert_weights"):
-        raise TypeError(
-            f"{getattr(model, 'model_name', type(model).__name__)} has no experts; use "
-            "fc.models.create_model('specialists')"
-        )
+    _require(model, "expert_weights", "a specialists model (fc.models.create_model('specialists'))")
     faces = _faces_uint8(faces, n)
-    params = list(model.parameters())
-    device = params[0].device if params else torch.device("cpu")
+    device = _model_device(model)
     weights = model.expert_weights(to_tensor(faces).to(device)).cpu().numpy()
     probs = _predict(model, faces)
     names = getattr(model, "experts", tuple(f"expert {k}" for k in range(weights.shape[1])))
