@@ -284,6 +284,27 @@ def test_resume_refuses_another_config_or_model(tiny_run, faces):
         )
 
 
+def test_resume_accepts_a_split_file_hash_of_earlier_versions(tiny_run, faces, tmp_path):
+    # Earlier versions recorded the hash of the split file's bytes; the same split resumes.
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run["dir"], run)
+    state_path = run / "train_state.pt"
+    state = torch.load(state_path, weights_only=True)
+    for recorded, accepted in ((tiny_run["split"].file_hash, True), ("0" * 64, False)):
+        state["split_hash"] = recorded
+        torch.save(state, state_path)
+        model = fc.models.create_model("baseline_cnn", **TINY)
+        kwargs = dict(split=tiny_run["split"], out_dir=run, progress=False)
+        if accepted:
+            history = fit(model, faces, tiny_run["config"], **kwargs)
+            assert history.epochs == tiny_run["history"].epochs
+        else:
+            with pytest.raises(ResumeError, match="split_hash"):
+                fit(model, faces, tiny_run["config"], **kwargs)
+
+
 def test_resume_false_starts_afresh(faces, tmp_path):
     split = fc.data.make_split(faces, path=tmp_path / "split.json")
     config = _tiny_config(epochs=1)

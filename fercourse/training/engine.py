@@ -455,6 +455,8 @@ class _Trainer:
         where = self.out / TRAIN_STATE
         hint = "pass resume=False to start afresh (deletes that run) or choose another out_dir"
         for key in ("model", "model_kwargs", "split_hash"):
+            if key == "split_hash" and _same_split(self.split, state.get(key)):
+                continue  # also a run saved with its split file's hash (earlier versions)
             if state.get(key) != self.identity[key]:
                 raise ResumeError(
                     f"{where} belongs to another run: {key} is {state.get(key)!r} there, "
@@ -792,3 +794,9 @@ class _Trainer:
         # Written last: a crash before this line repeats the epoch, which gives the same result.
         self._save_state()
         return row, improved
+
+
+def _same_split(split: Any, recorded: Any) -> bool:
+    """Whether ``recorded`` (a saved run's split hash) names ``split``."""
+    matches = getattr(split, "matches", None)
+    return bool(recorded) and callable(matches) and bool(matches(str(recorded)))
