@@ -89,3 +89,62 @@ def test_cli_errors(capsys):
     with pytest.raises(SystemExit) as exc:
         evaluate_main(["--model", "vit_tiny"])
     assert "no trained vit_tiny" in str(exc.value)
+
+
+def _train_vit(csv, out, pretrained: str) -> int:
+    return train_main(
+        [
+            *("--model", "vit_tiny", "--data", str(csv), "--out", str(out)),
+            *("--pretrained", pretrained, "--epochs", "1", "--no-progress", "--no-evaluate"),
+            *("--set", "max_train_samples=32", "--set", "max_val_samples=16"),
+            *("--set", "batch_size=16"),
+        ]
+    )
+
+
+def test_train_pretrained_choice_is_used_and_recorded(csv, tmp_path, monkeypatch, capsys):
+    import timm
+    from huggingface_hub import constants
+    from safetensors.torch import save_file
+
+    from fercourse.models import vit_tiny as vit_module
+
+    # No weights anywhere (offline, empty cache, no file): "yes" fails with the message that
+    # says how to get them, "auto" trains from scratch and says so; both record what they did.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv(vit_module.WEIGHTS_ENV, raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    assert _train_vit(csv, tmp_path / "yes", "yes") == 1
+    assert vit_module.WEIGHTS_ENV in capsys.readouterr().err
+    assert not (tmp_path / "yes" / "vit_tiny").exists()
+    assert _train_vit(csv, tmp_path / "auto", "auto") == 0
+    assert "FROM SCRATCH" in capsys.readouterr().out
+    run = tmp_path / "auto" / "vit_tiny"
+    assert json.loads((run / "config.json").read_text())["init"] == "scratch"
+    assert json.loads((run / "best.json").read_text())["init"] == "scratch"
+
+    # A local weights file (a stand-in for the hub's, in its format): "yes" starts from it.
+    file = tmp_path / "model.safetensors"
+    state = timm.create_model(vit_module.TIMM_NAME, pretrained=False).state_dict()
+    save_file({k: v.contiguous() for k, v in state.items()}, str(file))
+    monkeypatch.setenv(vit_module.WEIGHTS_ENV, str(file))
+    assert _train_vit(csv, tmp_path / "file", "yes") == 0
+    card = json.loads((tmp_path / "file" / "vit_tiny" / "best.json").read_text())
+    assert card["init"] == f"pretrained: {vit_module.HF_WEIGHTS} (file model.safetensors)"
+    # Resuming that run as a from-scratch model is refused: its weights started elsewhere.
+    with pytest.raises(fc.training.ResumeError, match="started from"):
+        fc.fit(
+            fc.models.create_model("vit_tiny"),
+            fc.data.load_fer2013(csv),
+            fc.training.TrainConfig(**card["config"]),
+            split=fc.data.make_split(fc.data.load_fer2013(csv)),
+            out_dir=tmp_path / "file" / "vit_tiny",
+        )
+
+
+def test_train_pretrained_yes_for_a_model_without_weights(capsys):
+    with pytest.raises(SystemExit) as exc:
+        train_main(["--model", "baseline_cnn,vit_tiny", "--pretrained", "yes"])
+    assert (
+        exc.value.code == 2 and "baseline_cnn has no pretrained weights" in capsys.readouterr().err
+    )

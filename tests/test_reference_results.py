@@ -196,3 +196,28 @@ def test_the_reference_plot_draws_every_model_and_the_ensemble():
     assert labels[-1] == f"ensemble of {2 * len(table)}"  # on top
     widths = [round(p.get_width(), 6) for p in fig.axes[0].patches]
     assert 70.0 in widths and 71.0 in widths
+
+
+def test_a_vit_row_says_whether_it_started_from_imagenet_weights(trained, tmp_path):
+    data, _ = trained
+    config = TrainConfig.for_model(
+        "vit_tiny", "smoke", epochs=1, max_train_samples=64, max_val_samples=32
+    )
+    split = fc.data.make_split(data, seed=config.seed)
+    model = fc.models.create_model("vit_tiny", patch_size=16)
+    fc.fit(model, data, config, split=split, out_dir=tmp_path / "vit_tiny", progress=False)
+    (row,) = collect_results(tmp_path, data, save=False)
+    assert row["init"] == "scratch"
+    assert "--pretrained no" in row["command"]  # the default (auto) would fetch weights
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"results": [row]}))
+    assert "| vit_tiny (from scratch) |" in results_markdown(reference_results(path))
+    # A run saved before runs recorded their start: refused unless told, never guessed.
+    for name in ("best.json", "config.json"):
+        record = json.loads((tmp_path / "vit_tiny" / name).read_text())
+        record.pop("init")
+        (tmp_path / "vit_tiny" / name).write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="does not record whether vit_tiny started"):
+        collect_results(tmp_path, data, save=False)
+    (told,) = collect_results(tmp_path, data, save=False, init={"vit_tiny": "scratch"})
+    assert told["init"] == "scratch"

@@ -53,7 +53,20 @@ def main(argv: list[str] | None = None) -> int:
         metavar="CHECKPOINT",
         help="add this checkpoint (stem, or 'default' for the bundled model) to the ensemble",
     )
+    parser.add_argument(
+        "--init",
+        action="append",
+        default=[],
+        metavar="MODEL=scratch",
+        help="where a run's weights started, for vit_tiny runs saved before runs recorded it",
+    )
     args = parser.parse_args(argv)
+    init = {}
+    for item in args.init:
+        model, sep, value = item.partition("=")
+        if not sep or not model or (value != "scratch" and not value.startswith("pretrained: ")):
+            parser.error(f"--init {item!r}: expected MODEL=scratch or 'MODEL=pretrained: WEIGHTS'")
+        init[model] = value
 
     data = fc.data.load_fer2013(args.data)
     if data.synthetic:
@@ -67,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     data_arg = Path(args.data).resolve()
     data_arg = data_arg.relative_to(ROOT) if data_arg.is_relative_to(ROOT) else data_arg
-    rows = collect_results(args.run_dir, data, data_arg=data_arg.as_posix(), hardware=args.hardware)
+    rows = collect_results(
+        args.run_dir, data, data_arg=data_arg.as_posix(), hardware=args.hardware, init=init
+    )
 
     members = [DEFAULT_MODEL_STEM if m == "default" else Path(m) for m in args.member]
     ensemble = collect_ensemble(args.run_dir, data, members=members)

@@ -27,6 +27,7 @@ from .registry import (
     create_model,
     describe_model,
     get_model_builder,
+    has_pretrained_weights,
     list_models,
     register_model,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "create_model",
     "describe_model",
     "get_model_builder",
+    "has_pretrained_weights",
     "list_models",
     "register_model",
 ]

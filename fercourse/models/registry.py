@@ -36,6 +36,7 @@ __all__ = [
     "create_model",
     "describe_model",
     "get_model_builder",
+    "has_pretrained_weights",
     "list_models",
     "register_model",
 ]
@@ -119,6 +120,11 @@ def get_model_builder(name: str) -> Callable[..., nn.Module]:
         ) from None
 
 
+def has_pretrained_weights(name: str) -> bool:
+    """Whether ``create_model(name, pretrained=True)`` exists (``vit_tiny``: ImageNet weights)."""
+    return "pretrained" in inspect.signature(get_model_builder(name)).parameters
+
+
 def create_model(name: str, *, pretrained: bool = False, **kwargs: Any) -> nn.Module:
     """Build a registered model by name.
 
@@ -157,9 +163,7 @@ def create_model(name: str, *, pretrained: bool = False, **kwargs: Any) -> nn.Mo
             f"{name} takes: {', '.join(accepted)}"
         )
     if pretrained and "pretrained" not in params:
-        with_weights = [
-            n for n, b in _BUILDERS.items() if "pretrained" in inspect.signature(b).parameters
-        ]
+        with_weights = [n for n in _BUILDERS if has_pretrained_weights(n)]
         raise ValueError(
             f"{name!r} has no pretrained weights; train it from scratch (pretrained=False). "
             f"Models with pretrained weights: {', '.join(with_weights) or 'none'}"

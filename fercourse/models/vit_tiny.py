@@ -123,10 +123,13 @@ class ViTTiny(FERModel):
         if img_size % patch_size:
             raise ValueError(f"img_size {img_size} must be a multiple of patch_size {patch_size}")
         extra = {}
+        self.pretrained_from: str | None = None
+        """Where the starting weights came from (``None``: random, from scratch); fc.fit records it."""
         if pretrained:  # before importing timm, so a missing file or network fails at once
             file = resolve_pretrained_file(weights_path)
             if file is not None:
                 extra["pretrained_cfg_overlay"] = {"file": file}
+            self.pretrained_from = HF_WEIGHTS + (f" (file {Path(file).name})" if file else "")
         import timm  # imported here: `import fercourse.models` should not pay for timm
 
         self.vit = timm.create_model(

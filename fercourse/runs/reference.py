@@ -41,11 +41,15 @@ ORIGINAL_PROJECT: dict[str, float] = {
 """Validation accuracies of the student project this course grew from, per architecture."""
 
 
-def train_command(config: dict[str, Any], model: str, *, data: str, out: str) -> str:
+def train_command(
+    config: dict[str, Any], model: str, *, data: str, out: str, init: str = "scratch"
+) -> str:
     """The ``python -m fercourse train`` line that reproduces a run's configuration.
 
-    Only the fields that differ from ``TrainConfig.for_model(model, preset)`` are spelled out.
+    Only the fields that differ from ``TrainConfig.for_model(model, preset)`` are spelled out,
+    plus ``--pretrained yes|no`` for a model with pretrained weights (``init`` says which).
     """
+    from ..models import has_pretrained_weights
     from ..training import TrainConfig
 
     preset = config.get("preset", "full")
@@ -53,6 +57,8 @@ def train_command(config: dict[str, Any], model: str, *, data: str, out: str) ->
     parts = [
         f"python -m fercourse train --model {model} --preset {preset} --data {data} --out {out}"
     ]
+    if has_pretrained_weights(model):
+        parts.append(f"--pretrained {'no' if init == 'scratch' else 'yes'}")
     if config.get("epochs") != defaults["epochs"]:
         parts.append(f"--epochs {config['epochs']}")
     skip = {"epochs", "preset", *TrainConfig.RESUME_IGNORED}
@@ -72,6 +78,7 @@ def collect_results(
     device: str = "cpu",
     save: bool = True,
     hardware: str | None = None,
+    init: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Score every trained run under ``run_dir`` and describe how it was made.
 
@@ -86,12 +93,16 @@ def collect_results(
         save: also merge the scores into each run's ``metrics.json``.
         hardware: what the runs were trained on, for runs whose ``config.json`` does not say
             (older runs); ``None`` leaves them "unknown".
+        init: model -> ``"scratch"`` or ``"pretrained: ..."``, for runs of a model with
+            pretrained weights (``vit_tiny``) saved before runs recorded where their weights
+            started; such a run without an entry here is refused rather than guessed.
 
     Returns:
         One row per model (JSON-ready), in the course's order.
 
     Raises:
         FileNotFoundError: ``run_dir`` holds no trained run.
+        ValueError: a run trained on another split, or one whose start is not known (``init``).
     """
     from ..data import make_split
     from ..evaluation import evaluate
@@ -137,9 +148,19 @@ def collect_results(
             trained_on += f", {threads} thread{'s' if threads != 1 else ''}"
         if runtime.get("amp") not in (None, "off"):
             trained_on += f", {runtime['amp'].replace('bfloat16', 'bf16')} autocast"
+        started = card.get("init") or config.get("init") or (init or {}).get(card["model"])
+        started = started or _init_without_record(card["model"])
+        if started is None:
+            raise ValueError(
+                f"{folder}: the run does not record whether {card['model']} started from "
+                "pretrained weights (saved before runs recorded it); say so with "
+                f"init={{'{card['model']}': 'scratch'}} (record_results.py --init "
+                f"{card['model']}=scratch)"
+            )
         rows.append(
             {
                 "model": card["model"],
+                "init": started,
                 "params": int(card["num_parameters"]),
                 "private_acc": scores["PrivateTest"]["accuracy"],
                 "private_f1": scores["PrivateTest"]["macro_f1"],
@@ -169,7 +190,11 @@ def collect_results(
                     for e in epochs
                 ],
                 "command": train_command(
-                    card["config"], card["model"], data=data_arg, out=run_dir.as_posix()
+                    card["config"],
+                    card["model"],
+                    data=data_arg,
+                    out=run_dir.as_posix(),
+                    init=started,
                 ),
             }
         )
@@ -184,6 +209,25 @@ def _check_split(card: dict[str, Any], split: Any, where: Any, consequence: str)
             f"{where}: trained on split {recorded[:12]}, but this data and seed give "
             f"{split.hash[:12]}: {consequence}"
         )
+
+
+def _init_without_record(model: str) -> str | None:
+    """Where a run that predates the ``init`` record started: from scratch, for every model
+    without pretrained weights; ``None`` (unknown) for one with them."""
+    from ..models import has_pretrained_weights
+
+    return None if has_pretrained_weights(model) else "scratch"
+
+
+def init_label(model: str, init: str | None) -> str:
+    """``""``, or for a model that can start from pretrained weights, how this one started."""
+    from ..models import has_pretrained_weights
+
+    if not has_pretrained_weights(model):
+        return ""
+    if not isinstance(init, str):  # None or NaN: a result that does not say
+        return "start not recorded"
+    return "from scratch" if init == "scratch" else "ImageNet-pretrained"
 
 
 def collect_ensemble(
@@ -283,7 +327,8 @@ def reference_results(path: str | Path | None = None) -> pd.DataFrame:
         "seed",
         "original_project",
     ]
-    table = pd.DataFrame(rows).set_index("model")[columns]
+    rows = [{**r, "init": r.get("init") or _init_without_record(r["model"])} for r in rows]
+    table = pd.DataFrame(rows).set_index("model")[[*columns, "init"]]
     table.attrs["data"] = record.get("data", {})
     table.attrs["commands"] = {r["model"]: r["command"] for r in rows}
     return table.sort_values("private_acc", ascending=False)
@@ -307,8 +352,9 @@ def results_markdown(table: pd.DataFrame) -> str:
     ]
     for name, r in table.iterrows():
         original = "-" if pd.isna(r["original_project"]) else f"{r['original_project']:.1%}"
+        label = init_label(str(name), r.get("init"))
         lines.append(
-            f"| {name} | {r['params'] / 1e6:.2f}M | **{r['private_acc']:.1%}** | "
+            f"| {name}{f' ({label})' if label else ''} | {r['params'] / 1e6:.2f}M | **{r['private_acc']:.1%}** | "
             f"{r['private_acc_flip']:.1%} | {r['private_f1']:.3f} ({r['private_f1_flip']:.3f}) | "
             f"{r['public_acc']:.1%} | {r['epochs']} | {r['train_minutes']:.0f} min | {r['hardware']} | "
             f"{original} |"

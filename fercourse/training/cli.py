@@ -14,6 +14,7 @@ Introduced in ``notebooks/02_baseline.ipynb`` (the same calls, one model at a ti
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -79,6 +80,13 @@ def train_main(argv: list[str]) -> int:
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="any TrainConfig field"
     )
+    parser.add_argument(
+        "--pretrained",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="models with pretrained weights (vit_tiny): start from them when they can be had "
+        "(auto), always (yes: fail without them) or never (no: from scratch)",
+    )
     parser.add_argument("--no-resume", action="store_true", help="start afresh (deletes old runs)")
     parser.add_argument("--no-evaluate", action="store_true", help="skip the test-split scores")
     parser.add_argument(
@@ -92,6 +100,15 @@ def train_main(argv: list[str]) -> int:
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
     names = _model_names(args.model)
+    if args.pretrained == "yes":
+        from ..models import has_pretrained_weights
+
+        without = [n for n in names if not has_pretrained_weights(n)]
+        if without:
+            parser.error(
+                f"--pretrained yes: {', '.join(without)} has no pretrained weights (only vit_tiny "
+                "has); train those with --pretrained auto or no"
+            )
 
     import fercourse as fc
 
@@ -102,7 +119,15 @@ def train_main(argv: list[str]) -> int:
         try:
             config = TrainConfig.for_model(name, preset=args.preset, **overrides)
             fc.setup(seed=config.seed)
-            model = fc.models.create_model(name)
+            try:
+                pretrained = fc.models.has_pretrained_weights(name) and fc.runs.resolve_pretrained(
+                    args.pretrained
+                )
+            except (RuntimeError, FileNotFoundError) as err:  # --pretrained yes, no weights
+                print(f"{name}: {err}", file=sys.stderr, flush=True)
+                failed.append(name)
+                continue
+            model = fc.models.create_model(name, pretrained=pretrained)
             split = fc.data.make_split(data, seed=config.seed)
             started = time.perf_counter()
             history = fc.fit(

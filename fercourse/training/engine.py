@@ -442,10 +442,14 @@ class _Trainer:
         self.model, self.data, self.config, self.split, self.out = model, data, config, split, out
         self.progress = progress
         self.name: str = model.model_name
+        # Where the weights started: "scratch", or the pretrained weights the model was built with.
+        pretrained_from = getattr(model, "pretrained_from", None)
+        self.init = f"pretrained: {pretrained_from}" if pretrained_from else "scratch"
         self.identity = {
             "model": self.name,
             "model_kwargs": dict(getattr(model, "model_kwargs", {})),
             "split_hash": str(getattr(split, "hash", "")),
+            "init": self.init,
             "config": config.to_dict(),
         }
 
@@ -462,6 +466,10 @@ class _Trainer:
                     f"{where} belongs to another run: {key} is {state.get(key)!r} there, "
                     f"{self.identity[key]!r} here; {hint}"
                 )
+        if state.get("init", self.init) != self.init:  # states of earlier versions lack it
+            raise ResumeError(
+                f"{where} started from {state['init']!r}, this model from {self.init!r}; {hint}"
+            )
         diff = self.config.differences(state.get("config", {}))
         if diff:
             shown = "; ".join(f"{k}: {old!r} there, {new!r} here" for k, (old, new) in diff.items())
@@ -481,6 +489,7 @@ class _Trainer:
             "config": self.config.to_dict(),
             "split_hash": self.identity["split_hash"],
             "split_path": str(getattr(self.split, "path", "") or ""),
+            "init": self.init,
             "train_samples": len(self.train_idx),
             "val_samples": len(self.val_idx),
             "data": data_info(self.data),
@@ -492,6 +501,7 @@ class _Trainer:
             {
                 "model": self.name,
                 "model_kwargs": self.identity["model_kwargs"],
+                "init": self.init,
                 "config": self.config.to_dict(),
                 "split": {
                     "hash": self.identity["split_hash"],
