@@ -78,6 +78,14 @@ def test_an_ensemble_of_two_copies_scores_like_the_single_model(trained, tmp_pat
     assert ensemble["members"] == ["baseline_cnn", "baseline_cnn"]
     assert ensemble["private_acc"] == pytest.approx(single["private_acc"])
     assert ensemble["private_acc_flip"] == pytest.approx(single["private_acc_flip"])
+    assert ensemble["val_acc"] == pytest.approx(single["val_acc"], abs=1e-6)
+    # Only the named runs (chosen on validation accuracy) are averaged.
+    shutil.copytree(root / "baseline_cnn", tmp_path / "three")
+    chosen = collect_ensemble(tmp_path, data, runs=["one", "three"])
+    assert chosen["members"] == ["baseline_cnn"] * 2 and chosen["params"] == ensemble["params"]
+    assert collect_ensemble(tmp_path, data, runs=["one"]) is None  # one model: no ensemble
+    with pytest.raises(FileNotFoundError, match="no run of nope"):
+        collect_ensemble(tmp_path, data, runs=["one", "nope"])
 
 
 def test_an_ensemble_takes_checkpoints_from_outside_the_run_folder(trained, tmp_path):

@@ -8,7 +8,7 @@ After training on the real data (commands in the README's "Results on FER2013"):
 
 scores every run under the folder (PrivateTest and PublicTest, plain and with flip TTA), merges
 the rows into ``fercourse/runs/fer2013_results.json`` (which ``08_compare`` and
-``fc.runs.reference_results`` read), scores the ensemble of all of them (plus any ``--member``
+``fc.runs.reference_results`` read), scores the ensemble of all of them (or of the ``--ensemble`` runs; plus any ``--member``
 checkpoint, such as the bundled ``default`` model whose run folder lives elsewhere), prints the
 README table, and with ``--bundle`` copies that model into ``fercourse/inference/default_model/``
 with its model card.
@@ -60,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="MODEL=scratch",
         help="where a run's weights started, for vit_tiny runs saved before runs recorded it",
     )
+    parser.add_argument(
+        "--ensemble",
+        metavar="MODEL[,MODEL]",
+        help="the runs to average (default: all); choose on validation accuracy, never PrivateTest",
+    )
     args = parser.parse_args(argv)
     init = {}
     for item in args.init:
@@ -85,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     members = [DEFAULT_MODEL_STEM if m == "default" else Path(m) for m in args.member]
-    ensemble = collect_ensemble(args.run_dir, data, members=members)
+    runs = [m for m in args.ensemble.split(",") if m] if args.ensemble else None
+    ensemble = collect_ensemble(args.run_dir, data, members=members, runs=runs)
 
     out = Path(args.out)
     record = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {"results": []}
@@ -115,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     print(results_markdown(reference_results(out)))
     if ensemble is not None:
         print(
-            f"\nensemble of {', '.join(ensemble['members'])}: PrivateTest "
+            f"\nensemble of {', '.join(ensemble['members'])}: val {ensemble['val_acc']:.1%}, "
+            f"PrivateTest "
             f"{ensemble['private_acc']:.1%}, with flip TTA {ensemble['private_acc_flip']:.1%}"
         )
 

@@ -236,8 +236,9 @@ def collect_ensemble(
     *,
     device: str = "cpu",
     members: Sequence[str | Path] = (),
+    runs: Sequence[str] | None = None,
 ) -> dict[str, Any] | None:
-    """The average of every run's best model under ``run_dir`` on PrivateTest, plain and flip.
+    """The average of the runs' best models under ``run_dir`` on PrivateTest, plain and flip.
 
     Args:
         run_dir: the parent of the run folders.
@@ -245,19 +246,29 @@ def collect_ensemble(
         device: where to evaluate.
         members: more checkpoints to average in (a checkpoint stem or either of its files, e.g.
             the bundled default model, whose run folder is not under ``run_dir``).
+        runs: only these runs under ``run_dir`` (folder names, e.g. ``["attention_cnn",
+            "hybrid_transformer"]``); ``None``: all of them. Choose on the validation
+            accuracies (each row's ``val_acc``), never on PrivateTest.
 
     Returns:
-        ``{"members", "private_acc", "private_f1", "private_acc_flip", "private_f1_flip"}``, or
-        ``None`` with fewer than two models. All must share one split (same seed and data).
+        ``{"members", "params", "val_acc", "private_acc", "private_f1", "private_acc_flip",
+        "private_f1_flip"}``, or ``None`` with fewer than two models. All must share one split
+        (same seed and data).
 
     Raises:
         ValueError: members trained on different splits.
+        FileNotFoundError: a name in ``runs`` has no run under ``run_dir``.
     """
     from ..checkpoint import load_checkpoint
     from ..data import make_split
     from ..evaluation import evaluate_ensemble
 
     stems = [p.with_suffix("") for p in sorted(Path(run_dir).glob("*/best.json"))]
+    if runs is not None:
+        missing = sorted(set(runs) - {stem.parent.name for stem in stems})
+        if missing:
+            raise FileNotFoundError(f"no run of {', '.join(missing)} under {run_dir}")
+        stems = [stem for stem in stems if stem.parent.name in runs]
     stems += [Path(m) for m in members]
     models, cards = [], []
     for stem in stems:
@@ -275,6 +286,9 @@ def collect_ensemble(
     out: dict[str, Any] = {
         "members": [card["model"] for card, _ in cards],
         "params": int(sum(int(card["num_parameters"]) for card, _ in cards)),
+        "val_acc": evaluate_ensemble(models, data, "val", split_obj=split, device=device)[
+            "accuracy"
+        ],
     }
     for tta, suffix in ((None, ""), ("flip", "_flip")):
         m = evaluate_ensemble(models, data, "PrivateTest", split_obj=split, tta=tta, device=device)
