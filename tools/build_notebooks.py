@@ -1248,7 +1248,11 @@ Whether this run started from ImageNet weights was decided above, by `resolve_pr
 (with the reason printed there). Published results on FER2013: a pretrained ViT-B/16 reaches about
 71%, close to the best CNNs; trained from scratch, ViTs stay well below the CNNs of 02-04 on a
 dataset of this size, because they must learn from 28,000 faces what a convolution assumes.
-The summary of this run:
+The course team saw it on the real FER2013 (2-core CPU, AdamW, one-cycle schedule): ViT-Tiny from
+scratch stayed at the class prior (25% validation accuracy, "happy" for every face) through its
+first three epochs at a peak rate of 1e-3 and its first epoch at 3e-4, while the hybrid of `05`,
+whose convolutional stem brings those assumptions with it, reached 38% after one epoch and 43%
+after two. The summary of this run:
 """
                 ),
                 code(
