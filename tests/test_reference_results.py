@@ -9,6 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 import fercourse as fc
 from fercourse.checkpoint import save_checkpoint
@@ -229,3 +230,26 @@ def test_a_vit_row_says_whether_it_started_from_imagenet_weights(trained, tmp_pa
         collect_results(tmp_path, data, save=False)
     (told,) = collect_results(tmp_path, data, save=False, init={"vit_tiny": "scratch"})
     assert told["init"] == "scratch"
+
+
+def test_choose_ensemble_picks_the_best_subset_on_validation(trained, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from fercourse.runs.reference import choose_ensemble
+
+    data, root = trained
+    for name in ("one", "two", "bad"):
+        shutil.copytree(root / "baseline_cnn", tmp_path / name)
+    # "bad" always says class 0, confidently: averaging it in can only hurt.
+    weights = tmp_path / "bad" / "best.safetensors"
+    state = load_file(str(weights))
+    head_bias = [k for k, v in state.items() if k.endswith("bias") and v.shape == (7,)][-1]
+    state[head_bias] = torch.tensor([50.0, 0, 0, 0, 0, 0, 0])
+    save_file(state, str(weights))
+    chosen, scored = choose_ensemble(tmp_path, data)
+    assert chosen == ["one", "two"]
+    assert [s for s, _ in scored].count(("bad", "one", "two")) == 1 and len(scored) == 4
+    (single,) = collect_results(root, data, save=False)
+    assert dict(scored)[("one", "two")] == pytest.approx(single["val_acc"], abs=1e-6)
+    assert all(acc <= dict(scored)[("one", "two")] for _, acc in scored)
+    assert choose_ensemble(root, data) == ([], [])  # one run: nothing to choose

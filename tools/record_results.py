@@ -30,6 +30,7 @@ from fercourse.inference.bundle import bundle_model  # noqa: E402
 from fercourse.inference.emotion_model import DEFAULT_MODEL_STEM  # noqa: E402
 from fercourse.runs.reference import (  # noqa: E402
     REFERENCE_RESULTS_PATH,
+    choose_ensemble,
     collect_ensemble,
     collect_results,
     reference_results,
@@ -63,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ensemble",
         metavar="MODEL[,MODEL]",
-        help="the runs to average (default: all); choose on validation accuracy, never PrivateTest",
+        help="the runs to average: MODEL[,MODEL], or 'best-val' (the subset most accurate on "
+        "the validation split); default: all",
     )
     args = parser.parse_args(argv)
     init = {}
@@ -91,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
 
     members = [DEFAULT_MODEL_STEM if m == "default" else Path(m) for m in args.member]
     runs = [m for m in args.ensemble.split(",") if m] if args.ensemble else None
+    if args.ensemble == "best-val":
+        runs, scored = choose_ensemble(args.run_dir, data)
+        print("ensembles on the validation split (best first):")
+        for subset, acc in scored[:8]:
+            print(f"  {acc:.2%}  {' + '.join(subset)}")
     ensemble = collect_ensemble(args.run_dir, data, members=members, runs=runs)
 
     out = Path(args.out)

@@ -21,6 +21,7 @@ from .presets import PRESETS, config_overrides, resolve_preset, resolve_pretrain
 from .reference import (
     ORIGINAL_PROJECT,
     REFERENCE_RESULTS_PATH,
+    choose_ensemble,
     collect_ensemble,
     collect_results,
     reference_ensemble,
@@ -59,6 +60,7 @@ __all__ = [
     "anchor_table",
     "check_answer",
     "check_parameters",
+    "choose_ensemble",
     "collect_ensemble",
     "collect_results",
     "config_overrides",

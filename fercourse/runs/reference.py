@@ -297,6 +297,49 @@ def collect_ensemble(
     return out
 
 
+def choose_ensemble(
+    run_dir: str | Path, data: FER2013, *, device: str = "cpu"
+) -> tuple[list[str], list[tuple[tuple[str, ...], float]]]:
+    """The runs under ``run_dir`` whose average is most accurate on the validation split.
+
+    Every subset of two or more runs is scored on ``val`` (each model predicts once; the subsets
+    average those probabilities), never on a test split, so the choice leaves PrivateTest clean.
+    Ties go to the smaller ensemble.
+
+    Returns:
+        ``(chosen run names, [(subset, val accuracy), ...] best first)``; ``([], [])`` with fewer
+        than two runs.
+    """
+    import itertools
+
+    import numpy as np
+
+    from ..data import make_split
+    from ..evaluation import predict_proba
+    from ..training import load_run
+
+    folders = sorted(p.parent for p in Path(run_dir).glob("*/best.json"))
+    if len(folders) < 2:
+        return [], []
+    seeds = {int(_read_json(f / "best.json")["config"]["seed"]) for f in folders}
+    if len(seeds) != 1:
+        raise ValueError(f"the runs use different seeds (splits): {sorted(seeds)}")
+    split = make_split(data, seed=seeds.pop())
+    labels = np.asarray(data.labels)[split.val]
+    probs = {}
+    for folder in folders:
+        _check_split(_read_json(folder / "best.json"), split, folder, "it cannot join the ensemble")
+        model = load_run(folder, "best").model
+        probs[folder.name] = predict_proba(model, data.images[split.val], device=device)
+    scored = []
+    for size in range(2, len(folders) + 1):
+        for subset in itertools.combinations(sorted(probs), size):
+            mean = np.mean([probs[name] for name in subset], axis=0)
+            scored.append((subset, float((mean.argmax(1) == labels).mean())))
+    scored.sort(key=lambda item: (-item[1], len(item[0])))
+    return list(scored[0][0]), scored
+
+
 def reference_ensemble(path: str | Path | None = None) -> dict[str, Any] | None:
     """The course team's recorded ensemble (the average of the models of the results table).
 
