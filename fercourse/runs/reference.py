@@ -211,6 +211,19 @@ def _check_split(card: dict[str, Any], split: Any, where: Any, consequence: str)
         )
 
 
+def _ensemble_split(cards: list[tuple[dict[str, Any], Any]], data: FER2013) -> Any:
+    """The one split all ``(card, where)`` members were trained on, or ValueError."""
+    from ..data import make_split
+
+    seeds = {int(card["config"]["seed"]) for card, _ in cards}
+    if len(seeds) != 1:
+        raise ValueError(f"the ensemble's members use different seeds (splits): {sorted(seeds)}")
+    split = make_split(data, seed=seeds.pop())
+    for card, where in cards:
+        _check_split(card, split, where, "it cannot join the ensemble")
+    return split
+
+
 def _init_without_record(model: str) -> str | None:
     """Where a run that predates the ``init`` record started: from scratch, for every model
     without pretrained weights; ``None`` (unknown) for one with them."""
@@ -260,7 +273,6 @@ def collect_ensemble(
         FileNotFoundError: a name in ``runs`` has no run under ``run_dir``.
     """
     from ..checkpoint import load_checkpoint
-    from ..data import make_split
     from ..evaluation import evaluate_ensemble
 
     stems = [p.with_suffix("") for p in sorted(Path(run_dir).glob("*/best.json"))]
@@ -277,12 +289,7 @@ def collect_ensemble(
         cards.append((card, stem))
     if len(models) < 2:
         return None
-    seeds = {int(card["config"]["seed"]) for card, _ in cards}
-    if len(seeds) != 1:
-        raise ValueError(f"the ensemble's members use different seeds (splits): {sorted(seeds)}")
-    split = make_split(data, seed=seeds.pop())
-    for card, where in cards:
-        _check_split(card, split, where, "it cannot join the ensemble")
+    split = _ensemble_split(cards, data)
     out: dict[str, Any] = {
         "members": [card["model"] for card, _ in cards],
         "params": int(sum(int(card["num_parameters"]) for card, _ in cards)),
@@ -314,21 +321,16 @@ def choose_ensemble(
 
     import numpy as np
 
-    from ..data import make_split
     from ..evaluation import predict_proba
     from ..training import load_run
 
     folders = sorted(p.parent for p in Path(run_dir).glob("*/best.json"))
     if len(folders) < 2:
         return [], []
-    seeds = {int(_read_json(f / "best.json")["config"]["seed"]) for f in folders}
-    if len(seeds) != 1:
-        raise ValueError(f"the runs use different seeds (splits): {sorted(seeds)}")
-    split = make_split(data, seed=seeds.pop())
+    split = _ensemble_split([(_read_json(f / "best.json"), f) for f in folders], data)
     labels = np.asarray(data.labels)[split.val]
     probs = {}
     for folder in folders:
-        _check_split(_read_json(folder / "best.json"), split, folder, "it cannot join the ensemble")
         model = load_run(folder, "best").model
         probs[folder.name] = predict_proba(model, data.images[split.val], device=device)
     scored = []
