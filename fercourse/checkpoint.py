@@ -8,7 +8,7 @@ A checkpoint ``outputs/<run>/<model>/best`` is two files:
 
 :func:`load_checkpoint` rebuilds the architecture from the card and checks that the weights fit,
 so a checkpoint can never be loaded into the wrong model silently. Training state for resuming
-(optimizer, scheduler, RNG) is stored by the training engine separately, with
+(optimizer, scheduler, RNG) is stored by ``fc.fit`` separately (``fercourse.training.state``), with
 ``torch.load(weights_only=True)``. Introduced in ``notebooks/02_baseline.ipynb``.
 """
 

@@ -41,6 +41,54 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's randomness, recomputable from ``(seed, epoch)`` alone.
+
+    The loaders' shuffling and augmentation and ``fc.fit``'s dropout and MixUp draws all start
+    from it (with ``seed + 1`` for the augmentation stream), which is what makes resume exact.
+    """
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def set_determinism(deterministic: bool = True) -> None:
+    """Ask PyTorch for deterministic kernels (warn-only, so GPU runs still work) or let it choose.
+
+    On a CPU, deterministic results are bit-identical from run to run; on CUDA this also turns
+    cuDNN's autotuning off (it picks kernels by timing, which changes results between runs).
+    """
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.benchmark = not deterministic
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+PROGRESS_ENV = "FERCOURSE_PROGRESS"
+"""``FERCOURSE_PROGRESS=0`` turns every progress bar off (papermill runs, CI logs, tests)."""
+
+
+def progress_enabled(progress: bool | None = None) -> bool:
+    """Whether to draw progress bars: ``progress`` when given, else ``$FERCOURSE_PROGRESS``, else
+    on in a Jupyter kernel or a terminal and off on CI."""
+    if progress is not None:
+        return bool(progress)
+    env = os.environ.get(PROGRESS_ENV, "").strip().lower()
+    if env:
+        return env not in ("0", "false", "no", "off")
+    if in_ci():
+        return False
+    try:  # a Jupyter kernel: tqdm.auto draws a widget that updates in place
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None and type(shell).__name__ == "ZMQInteractiveShell":
+            return True
+    except ImportError:  # pragma: no cover - IPython ships with Jupyter
+        pass
+    import sys
+
+    return sys.stderr.isatty()
+
+
 def seed_everything(seed: int = 0) -> None:
     """Seed Python, NumPy and PyTorch (CPU and CUDA)."""
     random.seed(seed)
@@ -70,9 +118,7 @@ def setup(
     seed_everything(seed)
     if threads is not None:
         torch.set_num_threads(threads)
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    set_determinism(deterministic)
     try:
         import matplotlib as mpl
 

@@ -24,7 +24,7 @@ from fercourse.evaluation import (
     ten_crop_views,
     tta_views,
 )
-from fercourse.evaluation.runtime import resolve_runtime
+from fercourse.runtime import resolve_runtime
 from fercourse.preprocessing import MEAN, STD
 
 

@@ -72,7 +72,7 @@ def measure(
         epoch at the pipeline speed).
     """
     import fercourse as fc
-    from fercourse.evaluation.runtime import resolve_runtime
+    from fercourse.runtime import resolve_runtime
 
     runtime = resolve_runtime(device, amp, channels_last)
     dev = runtime.device

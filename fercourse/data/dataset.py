@@ -175,6 +175,14 @@ class FER2013:
         """Images per Usage, e.g. ``{"Training": 28709, "PublicTest": 3589, "PrivateTest": 3589}``."""
         return {u: int((self.usage == u).sum()) for u in USAGES}
 
+    def info(self) -> dict[str, str | bool]:
+        """Where the data came from: ``source``, ``format`` and ``synthetic``.
+
+        Stored with every checkpoint and result, so a run on the synthetic faces is never
+        mistaken for one on FER2013.
+        """
+        return {"source": str(self.source), "format": str(self.format), "synthetic": self.synthetic}
+
     def fingerprint(self) -> str:
         """sha256 of the images, labels and usages: two datasets with equal content match.
 

@@ -27,17 +27,13 @@ import numpy as np
 import torch
 
 from ..preprocessing import to_tensor
-from ..utils import default_device
+from ..utils import default_device, epoch_seed
 from .augment import DEFAULT_AUGMENT, AugmentSettings, BatchAugment, train_transform
 from .dataset import FER2013
 from .sampling import class_weights, stratified_subset
 from .splits import PARTS, Split, check_split, make_split
 
 AUGMENT_MODES = ("batch", "albumentations", None)
-
-
-def _epoch_seed(seed: int, epoch: int) -> int:
-    return (seed * 1_000_003 + epoch) % (2**63)
 
 
 class TensorBatches:
@@ -92,9 +88,9 @@ class TensorBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.indices)
-        g = torch.Generator().manual_seed(_epoch_seed(self.seed, self.epoch))
+        g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
         if self.augment is not None:
-            self.augment.generator.manual_seed(_epoch_seed(self.seed + 1, self.epoch))
+            self.augment.generator.manual_seed(epoch_seed(self.seed + 1, self.epoch))
         self.epoch += 1
         if self._sample_weights is not None:
             order = torch.multinomial(self._sample_weights, n, replacement=True, generator=g)
@@ -174,8 +170,8 @@ class AlbumentationsBatches:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        self.generator.manual_seed(_epoch_seed(self.seed, self.epoch))
-        self.transform.set_random_seed(_epoch_seed(self.seed + 1, self.epoch) % (2**32))
+        self.generator.manual_seed(epoch_seed(self.seed, self.epoch))
+        self.transform.set_random_seed(epoch_seed(self.seed + 1, self.epoch) % (2**32))
         self.epoch += 1
         for x, y in self.loader:
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)

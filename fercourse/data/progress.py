@@ -8,6 +8,8 @@ from typing import TypeVar
 
 from tqdm.auto import tqdm
 
+from ..utils import PROGRESS_ENV, progress_enabled
+
 T = TypeVar("T")
 
 MIN_ITEMS: int = 5000
@@ -19,13 +21,15 @@ def progress_bar(
 ) -> Iterator[T]:
     """Wrap ``items`` in a tqdm bar when there are many (``enabled=None``) or when asked.
 
-    ``FERCOURSE_PROGRESS=0`` in the environment turns every bar off (CI logs, tests).
+    ``FERCOURSE_PROGRESS=0`` in the environment turns every bar off (CI logs, tests), read by
+    :func:`fercourse.utils.progress_enabled`.
     """
     if total is None:
         total = len(items) if hasattr(items, "__len__") else None  # type: ignore[arg-type]
     if enabled is None:
         enabled = total is not None and total >= MIN_ITEMS
-    if os.environ.get("FERCOURSE_PROGRESS", "1") == "0":
+    # $FERCOURSE_PROGRESS=0 wins; otherwise a long load shows its bar even outside a terminal.
+    if os.environ.get(PROGRESS_ENV) is not None and not progress_enabled():
         enabled = False
     if not enabled:
         return iter(items)

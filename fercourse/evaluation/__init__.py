@@ -7,6 +7,7 @@ is introduced in ``notebooks/02_baseline.ipynb`` (TTA, calibration) and
 
 from __future__ import annotations
 
+from ..runtime import Runtime, resolve_runtime
 from .calibration import (
     expected_calibration_error,
     fit_temperature,
@@ -24,7 +25,6 @@ from .metrics import (
     save_metrics,
     split_indices,
 )
-from .runtime import Runtime, resolve_runtime
 from .tta import ten_crop_views, tta_views
 
 __all__ = [

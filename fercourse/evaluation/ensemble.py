@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .metrics import data_info, predict_proba, save_metrics, score_split
+from .metrics import predict_proba, save_metrics, score_split
 
 if TYPE_CHECKING:
     from ..data import FER2013, Split
@@ -112,7 +112,7 @@ def evaluate_ensemble(
     result["members"] = [getattr(m, "model_name", type(m).__name__) for m in models]
     result["weights"] = None if weights is None else [float(v) for v in weights]
     result["selected_on"] = sorted({str(getattr(m, "selected_on", None)) for m in models})
-    result["data"] = data_info(data)
+    result["data"] = data.info()
     if save_to is not None:
         save_metrics(result, save_to)
     return result

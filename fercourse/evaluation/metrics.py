@@ -26,9 +26,9 @@ from sklearn.metrics import (
 
 from ..labels import EMOTIONS, NUM_CLASSES
 from ..preprocessing import to_tensor
+from ..runtime import Runtime, resolve_runtime
 from ..utils import atomic_write_json
 from .calibration import expected_calibration_error
-from .runtime import Runtime, resolve_runtime
 from .tta import DEFAULT_CROP, check_tta, tta_views
 
 if TYPE_CHECKING:
@@ -245,15 +245,6 @@ def _nll(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(log_loss(labels, p, labels=list(range(NUM_CLASSES))))
 
 
-def data_info(data: Any) -> dict[str, Any]:
-    """Where the data came from (stored with every result so synthetic runs are never mistaken)."""
-    return {
-        "source": str(getattr(data, "source", "")),
-        "format": str(getattr(data, "format", "")),
-        "synthetic": bool(getattr(data, "synthetic", False)),
-    }
-
-
 def metrics_key(split: str, tta: str | None = None, temperature: float | None = None) -> str:
     """Key of a result in ``metrics.json``: ``"PrivateTest"``, ``"PrivateTest+flip"``, ..."""
     key = canonical_split(split)
@@ -369,7 +360,7 @@ def evaluate(
     result["model"] = getattr(model, "model_name", type(model).__name__)
     # fc.fit and fc.training.load_run record where the checkpoint was selected.
     result["selected_on"] = getattr(model, "selected_on", None)
-    result["data"] = data_info(data)
+    result["data"] = data.info()
     if save_to is not None:
         save_metrics(result, save_to)
     return result

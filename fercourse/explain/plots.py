@@ -43,7 +43,7 @@ def _names(emoji: bool) -> list[str]:
 def _history_rows(history: Any) -> tuple[list[dict[str, Any]], int]:
     """(rows, best_epoch) from a History, its dict, a DataFrame, a list of rows or a run folder."""
     if isinstance(history, (str, Path)):
-        from ..training.history import History
+        from ..history import History
 
         history = History.load(history)
     if hasattr(history, "epochs") and hasattr(history, "best_epoch"):

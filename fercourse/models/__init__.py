@@ -29,7 +29,10 @@ from .registry import (
     get_model_builder,
     has_pretrained_weights,
     list_models,
+    model_info,
+    model_label,
     register_model,
+    unregister_model,
 )
 
 ARCHITECTURES: tuple[str, ...] = (
@@ -57,5 +60,8 @@ __all__ = [
     "get_model_builder",
     "has_pretrained_weights",
     "list_models",
+    "model_info",
+    "model_label",
     "register_model",
+    "unregister_model",
 ]

@@ -73,7 +73,15 @@ class CBAM(nn.Module):
         return x * self.spatial(x)
 
 
-@register_model(name="attention_cnn")
+@register_model(
+    name="attention_cnn",
+    notebook="03_attention",
+    recipes={
+        "full": {"lr": 1e-3},
+        "smoke": {"lr": 5e-3, "max_train_samples": 1000, "max_val_samples": 300},
+        "class": {"lr": 2e-3},
+    },
+)
 class AttentionCNN(FERModel):
     """Four conv blocks, each followed by CBAM; global average pooling and a linear head.
 

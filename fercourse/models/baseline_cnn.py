@@ -21,7 +21,15 @@ from .registry import register_model
 __all__ = ["BaselineCNN"]
 
 
-@register_model(name="baseline_cnn")
+@register_model(
+    name="baseline_cnn",
+    notebook="02_baseline",
+    recipes={
+        "full": {"lr": 1e-3},
+        "smoke": {"lr": 5e-3, "max_train_samples": 1200, "max_val_samples": 400},
+        "class": {"lr": 2e-3},
+    },
+)
 class BaselineCNN(FERModel):
     """Three conv blocks (conv-bn-relu x2, max pool, dropout) and an MLP head.
 

@@ -25,7 +25,17 @@ from .registry import register_model
 __all__ = ["HybridTransformer"]
 
 
-@register_model(name="hybrid_transformer")
+@register_model(
+    name="hybrid_transformer",
+    notebook="05_hybrid",
+    recipes={
+        # The Transformer half needs a smaller rate and a warm-up or its attention collapses early
+        # on, and it improves more slowly, hence the longer patience.
+        "full": {"lr": 1e-4, "warmup_epochs": 5, "patience": 20},
+        "smoke": {"lr": 5e-4, "max_train_samples": 240, "max_val_samples": 120},
+        "class": {"lr": 5e-4, "grad_clip": 1.0},
+    },
+)
 class HybridTransformer(FERModel):
     """CNN stem -> 1x1 projection to tokens -> class token + position embedding -> Transformer.
 

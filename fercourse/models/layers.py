@@ -26,6 +26,19 @@ class FERModel(nn.Module):
     """
 
     model_name: str | None = None
+    """The registry name (``create_model`` sets it; checkpoints record it)."""
+    model_kwargs: dict = {}  # noqa: RUF012 - replaced per instance by create_model
+    """The builder's keyword arguments, JSON-ready (``create_model`` sets them)."""
+    pretrained_from: str | None = None
+    """Where the starting weights came from; ``None``: random, from scratch (``fc.fit`` records it)."""
+    selected_on: str | None = None
+    """Where a trained checkpoint was chosen (``"val"``), set by ``fc.fit`` and on loading."""
+    distilled: bool = False
+    """Has a distillation head (DeiT): ``fc.fit`` switches it on when it distils from a teacher."""
+
+    def set_distilled_training(self, enable: bool = True) -> None:
+        """Return (class-head, distillation-head) logits while training (distilled models only)."""
+        raise ValueError(f"{type(self).__name__} has no distillation head")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -83,7 +83,15 @@ class ScaleFusion(nn.Module):
         return self.fuse(x * self.attention(x))
 
 
-@register_model(name="multiscale")
+@register_model(
+    name="multiscale",
+    notebook="04_multiscale",
+    recipes={
+        "full": {"lr": 1e-3},
+        "smoke": {"lr": 5e-3, "max_train_samples": 500, "max_val_samples": 200},
+        "class": {"lr": 2e-3},
+    },
+)
 class MultiScaleCNN(FERModel):
     """Branches at several input scales, fused by channel attention into one 6x6 map.
 

@@ -21,6 +21,7 @@ import fnmatch
 import inspect
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -38,7 +39,10 @@ __all__ = [
     "get_model_builder",
     "has_pretrained_weights",
     "list_models",
+    "model_info",
+    "model_label",
     "register_model",
+    "unregister_model",
 ]
 
 WEIGHT_KWARGS: tuple[str, ...] = ("pretrained", "weights_path")
@@ -53,15 +57,44 @@ DEFAULT_INPUT_SIZE: tuple[int, int, int, int] = (1, 1, IMAGE_SIZE, IMAGE_SIZE)
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 
 
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the course knows about a registered model besides how to build it.
+
+    Attributes:
+        name: the registry name.
+        builder: the class or function that builds it.
+        notebook: the course notebook that teaches and trains it (``"02_baseline"``), or
+            ``None`` for a model outside the course's chapters.
+        recipes: per preset (``"full"``, ``"smoke"``, ``"class"``), the ``TrainConfig`` values
+            that differ from the preset's shared ones (e.g. ``{"full": {"lr": 1e-3}}``);
+            ``fc.TrainConfig.for_model`` reads them.
+    """
+
+    name: str
+    builder: Callable[..., nn.Module]
+    notebook: str | None = None
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+_INFO: dict[str, ModelInfo] = {}
+
+
 def register_model(
-    fn: Callable[..., nn.Module] | None = None, *, name: str | None = None
+    fn: Callable[..., nn.Module] | None = None,
+    *,
+    name: str | None = None,
+    notebook: str | None = None,
+    recipes: dict[str, dict[str, Any]] | None = None,
 ) -> Callable[..., Any]:
     """Register a model builder under ``name`` (default: the builder's ``__name__``).
 
     Use it as a decorator on a model class or a builder function: ``@register_model`` or
-    ``@register_model(name="...")``. A builder takes keyword-only arguments with defaults
-    (``def my_cnn(*, width: int = 32) -> nn.Module``, or a class whose ``__init__`` does), so the
-    registry can tell which arguments exist and record their values.
+    ``@register_model(name="...", notebook="02_baseline", recipes={"full": {"lr": 1e-3}})``. A
+    builder takes keyword-only arguments with defaults (``def my_cnn(*, width: int = 32) ->
+    nn.Module``, or a class whose ``__init__`` does), so the registry can tell which arguments
+    exist and record their values. The model's training recipe is registered here too, next to
+    the architecture, so adding a model is one file: see :class:`ModelInfo`.
 
     Raises:
         ValueError: if the name is already registered (timm only warns and overwrites, which hides
@@ -89,6 +122,7 @@ def register_model(
                 f"(`def {builder.__name__}(*, ...)`); these are not: {', '.join(bad)}"
             )
         _BUILDERS[key] = builder
+        _INFO[key] = ModelInfo(key, builder, notebook, dict(recipes or {}))
         return builder
 
     return decorate(fn) if fn is not None else decorate
@@ -102,6 +136,27 @@ def list_models(pattern: str | None = None) -> list[str]:
     """
     names = list(_BUILDERS)
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
+
+
+def model_info(name: str) -> ModelInfo:
+    """The registered :class:`ModelInfo` of ``name`` (its notebook and training recipes).
+
+    Raises:
+        ValueError: for an unknown name; the message lists the available models.
+    """
+    get_model_builder(name)
+    return _INFO[name]
+
+
+def unregister_model(name: str) -> None:
+    """Remove a registered model (for tests and experiments that register a temporary one)."""
+    _BUILDERS.pop(name, None)
+    _INFO.pop(name, None)
+
+
+def model_label(model: nn.Module) -> str:
+    """The model's registry name, or its class name for a module built by hand."""
+    return getattr(model, "model_name", None) or type(model).__name__
 
 
 def get_model_builder(name: str) -> Callable[..., nn.Module]:
@@ -241,7 +296,7 @@ def describe_model(
     params = count_parameters(model)
     flops = count_flops(model, input_size)
     return {
-        "name": getattr(model, "model_name", type(model).__name__),
+        "name": model_label(model),
         "params": params,
         "params_m": round(params / 1e6, 2),
         "gflops": round(flops / 1e9 / input_size[0], 3),

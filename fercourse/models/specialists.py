@@ -84,7 +84,15 @@ class RegionCanvas(nn.Module):
         )
 
 
-@register_model(name="specialists")
+@register_model(
+    name="specialists",
+    notebook="06_ensemble",
+    recipes={
+        "full": {"lr": 1e-3},
+        "smoke": {"lr": 5e-3, "max_train_samples": 1000, "max_val_samples": 300},
+        "class": {"lr": 2e-3},
+    },
+)
 class Specialists(FERModel):
     """Three region experts and a softmax gate over them.
 

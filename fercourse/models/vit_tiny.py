@@ -72,6 +72,9 @@ __all__ = ["HF_WEIGHTS", "TIMM_NAME", "WEIGHTS_ENV", "ViTTiny", "resolve_pretrai
 TIMM_NAME = "vit_tiny_patch16_224"
 """The timm architecture the wrapper builds."""
 
+TIMM_DISTILLED_NAME = "deit_tiny_distilled_patch16_224"
+"""The same ViT-Tiny with DeiT's distillation token and second head (``distilled=True``)."""
+
 HF_WEIGHTS = "timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k"
 """Hugging Face repository of the ImageNet weights (file ``model.safetensors``)."""
 
@@ -82,7 +85,16 @@ HUB_TIMEOUT_S = 2.0
 """How long the reachability check waits for the hub before giving up."""
 
 
-@register_model(name="vit_tiny")
+@register_model(
+    name="vit_tiny",
+    notebook="07_vit",
+    recipes={
+        # Fine-tuning the ImageNet weights: a small rate after a warm-up (see 07_vit).
+        "full": {"lr": 5e-5, "warmup_epochs": 5, "patience": 20},
+        "smoke": {"lr": 1e-3, "max_train_samples": 800, "max_val_samples": 300},
+        "class": {"lr": 5e-4, "grad_clip": 1.0},
+    },
+)
 class ViTTiny(FERModel):
     """timm's ViT-Tiny behind the course interface: 48x48 1-channel faces in, 7 logits out.
 
@@ -100,6 +112,10 @@ class ViTTiny(FERModel):
         patch_size: patch side; the token grid is ``img_size // patch_size`` square.
         drop_rate: dropout on the embeddings and before the head.
         drop_path_rate: stochastic depth, growing linearly to this value over the 12 blocks.
+        distilled: add DeiT's distillation token and head (Touvron et al., ICML 2021): a second
+            prefix token whose head learns the teacher's predictions during training
+            (``TrainConfig.teacher``); in eval mode the model returns the mean of the two heads.
+            Only from scratch (the ImageNet weights have no distillation token).
 
     Raises:
         RuntimeError: ``pretrained=True`` while the hub is unreachable and no file was given.
@@ -116,8 +132,14 @@ class ViTTiny(FERModel):
         patch_size: int = 8,
         drop_rate: float = 0.0,
         drop_path_rate: float = 0.1,
+        distilled: bool = False,
     ) -> None:
         super().__init__()
+        if distilled and pretrained:
+            raise ValueError(
+                "distilled=True trains from scratch: the ImageNet weights have no distillation "
+                "token (use pretrained=True without distilled, or distilled=True alone)"
+            )
         if weights_path is not None and not pretrained:
             raise ValueError("weights_path is only used with pretrained=True")
         if img_size % patch_size:
@@ -132,8 +154,9 @@ class ViTTiny(FERModel):
             self.pretrained_from = HF_WEIGHTS + (f" (file {Path(file).name})" if file else "")
         import timm  # imported here: `import fercourse.models` should not pay for timm
 
+        self.distilled = distilled
         self.vit = timm.create_model(
-            TIMM_NAME,
+            TIMM_DISTILLED_NAME if distilled else TIMM_NAME,
             pretrained=pretrained,
             in_chans=1,
             img_size=img_size,
@@ -160,8 +183,19 @@ class ViTTiny(FERModel):
 
     @property
     def num_prefix_tokens(self) -> int:
-        """Tokens before the patch tokens (the class token)."""
+        """Tokens before the patch tokens (the class token, and the distillation token)."""
         return int(self.vit.num_prefix_tokens)
+
+    def set_distilled_training(self, enable: bool = True) -> None:
+        """In training mode, return (class-head, distillation-head) logits instead of their mean.
+
+        ``fc.fit`` switches it on when it distils from a teacher; eval mode always averages.
+        """
+        if not self.distilled:
+            raise ValueError(
+                "set_distilled_training needs create_model('vit_tiny', distilled=True)"
+            )
+        self.vit.set_distilled_training(enable)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, 48, 48) -> tokens (B, 1 + grid cells, 192), class token first."""
@@ -172,7 +206,11 @@ class ViTTiny(FERModel):
         return self.vit.forward_features(x * self.input_scale + self.input_shift)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """Tokens -> (B, num_classes) logits (timm's pooling: the class token)."""
+        """Tokens -> (B, num_classes) logits (timm's pooling: the class token).
+
+        With ``distilled=True``: the mean of the class head and the distillation head, or the
+        pair of them while distilled training is on (:meth:`set_distilled_training`).
+        """
         return self.vit.forward_head(features)
 
     def gradcam_target_layer(self) -> nn.Module:

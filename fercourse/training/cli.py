@@ -20,6 +20,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from ..rundir import RunDir, find_runs
 from ..utils import outputs_dir
 from .config import PRESETS, TrainConfig, parse_overrides
 
@@ -81,6 +82,13 @@ def train_main(argv: list[str]) -> int:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="any TrainConfig field"
     )
     parser.add_argument(
+        "--model-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a keyword argument of the model's builder, e.g. distilled=true (vit_tiny)",
+    )
+    parser.add_argument(
         "--pretrained",
         choices=("auto", "yes", "no"),
         default="auto",
@@ -95,6 +103,7 @@ def train_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         overrides = parse_overrides(args.set)
+        model_kwargs = parse_overrides(args.model_set, check=None)
     except ValueError as exc:
         parser.error(str(exc))
     if args.epochs is not None:
@@ -127,7 +136,7 @@ def train_main(argv: list[str]) -> int:
                 print(f"{name}: {err}", file=sys.stderr, flush=True)
                 failed.append(name)
                 continue
-            model = fc.models.create_model(name, pretrained=pretrained)
+            model = fc.models.create_model(name, pretrained=pretrained, **model_kwargs)
             split = fc.data.make_split(data, seed=config.seed)
             started = time.perf_counter()
             history = fc.fit(
@@ -160,24 +169,23 @@ def train_main(argv: list[str]) -> int:
     return 0
 
 
-def _run_dirs(args: argparse.Namespace) -> list[Path]:
-    from .engine import find_runs
-
-    dirs = [Path(p) for p in args.run or []]
-    dirs += [Path(p).parent for p in args.checkpoint or []]
+def _run_dirs(args: argparse.Namespace) -> list[RunDir]:
+    runs = [RunDir(p) for p in args.run or []]
+    runs += [RunDir(p) for p in args.checkpoint or []]
     for name in _model_names(args.model) if args.model else []:
-        found = find_runs(name, args.root)
+        found = find_runs(args.root, model=name)
         if not found:
-            raise SystemExit(f"no trained {name} under {args.root or outputs_dir()} (no best.json)")
-        dirs.append(found[0])
-    if not dirs:
-        found = find_runs(root=args.root)
-        if not found:
+            raise SystemExit(
+                f"no trained {name} under {args.root or outputs_dir()} (no best checkpoint)"
+            )
+        runs.append(found[0])
+    if not runs:
+        runs = find_runs(args.root)
+        if not runs:
             raise SystemExit(
                 f"no runs under {args.root or outputs_dir()}; pass --run or --checkpoint"
             )
-        dirs = found
-    return dirs
+    return runs
 
 
 def _split_for(card: dict[str, Any], data: Any) -> Any:
@@ -230,9 +238,7 @@ def evaluate_main(argv: list[str]) -> int:
     parser.add_argument("--batch-size", type=int, default=256)
     args = parser.parse_args(argv)
 
-    from ..checkpoint import read_card
     from ..evaluation import evaluate, evaluate_ensemble, fit_temperature
-    from .engine import load_run
 
     splits = args.split or list(_REPORTED_SPLITS)
     tta = None if args.tta == "none" else args.tta
@@ -244,10 +250,10 @@ def evaluate_main(argv: list[str]) -> int:
     for run_dir in dirs:
         which = "best"
         for ck in args.checkpoint or []:
-            if Path(ck).parent == run_dir:
+            if RunDir(ck) == run_dir:
                 which = Path(ck).stem
-        run = load_run(run_dir, which)
-        split = _split_for(read_card(run_dir / which), data)
+        run = run_dir.load(which)
+        split = _split_for(run.card, data)
         models.append(run.model)
         temperature = None
         if args.calibrate:
@@ -261,7 +267,7 @@ def evaluate_main(argv: list[str]) -> int:
                     run.model, data, split_name, temperature=temperature, save_to=run_dir, **common
                 )
                 lines.append(_row(f"  T={temperature:.2f}", m))
-        print(f"wrote {run_dir / 'metrics.json'}", flush=True)
+        print(f"wrote {run_dir.metrics_file}", flush=True)
     if args.ensemble and len(models) > 1:
         out = Path(args.out) if args.out else outputs_dir() / "ensemble"
         for split_name in splits:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..utils import default_device
+from .utils import default_device
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,20 @@ def hardware_name(device: str | torch.device = "cpu") -> str:
     name = name or platform.processor() or platform.machine() or "unknown CPU"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return f"{name} ({cores} cores)"
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX), where bf16 autocast pays.
+
+    Measured on a 2-core AVX512-BF16 machine: CNN training 1.5-1.7x faster with bf16 autocast;
+    without native support bf16 is emulated and slower than float32.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            flags = next((line for line in fh if line.startswith("flags")), "")
+    except OSError:  # not Linux: leave it off rather than guess
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
 
 
 def resolve_runtime(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..utils import atomic_write_bytes, atomic_write_json
+from .utils import atomic_write_bytes, atomic_write_json
 
 HISTORY_JSON = "history.json"
 HISTORY_CSV = "history.csv"

@@ -1,0 +1,245 @@
+"""How the learning rate moves, when training stops, and how many steps a time budget buys.
+
+- :class:`Schedule`: linear warm-up, then one-cycle, cosine, linear decay to zero, a constant
+  rate, or ReduceLROnPlateau (per epoch, after the warm-up). Every piece is a torch scheduler, so
+  its ``state_dict`` is all that resume needs.
+- :class:`EarlyStopping`: counts epochs without improvement of the monitored value.
+- :func:`plan_budget`: turn a wall-clock budget and a measured throughput into the number of
+  epochs (and so the length of the schedule) that fit, leaving room for the validation passes.
+  With a fixed budget, a schedule sized to the budget that decays to zero at its end beats a
+  longer schedule cut short (Li, Yumer & Ramanan, "Budgeted Training: Rethinking Deep Neural
+  Network Training Under Resource Constraints", ICLR 2020).
+
+Introduced in ``notebooks/02_baseline.ipynb``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR, ReduceLROnPlateau
+
+__all__ = ["BudgetPlan", "EarlyStopping", "Schedule", "plan_budget"]
+
+
+class Schedule:
+    """The learning-rate schedule of one run, stepped after every batch and every epoch.
+
+    Args:
+        optimizer: the optimizer whose rate it sets.
+        scheduler: ``"onecycle"``, ``"cosine"``, ``"linear"`` (decay to zero), ``"plateau"`` or
+            ``"none"`` (see ``TrainConfig.scheduler``).
+        lr: the peak rate.
+        epochs: the length of the run, in epochs (the per-step schedules end there).
+        steps_per_epoch: batches per epoch.
+        warmup_epochs: linear warm-up length (one-cycle uses it as its rising phase).
+        min_lr_factor: the cosine schedule decays to ``lr * min_lr_factor``.
+        monitor, plateau_factor, plateau_patience: ReduceLROnPlateau's settings.
+
+    Example:
+        >>> opt = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
+        >>> sched = Schedule(opt, "linear", lr=0.1, epochs=2, steps_per_epoch=5)
+        >>> for _ in range(10):
+        ...     sched.after_step()
+        >>> opt.param_groups[0]["lr"]
+        0.0
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        scheduler: str,
+        *,
+        lr: float,
+        epochs: int,
+        steps_per_epoch: int,
+        warmup_epochs: int = 0,
+        min_lr_factor: float = 0.01,
+        monitor: str = "val_acc",
+        plateau_factor: float = 0.5,
+        plateau_patience: int = 5,
+    ) -> None:
+        warmup = warmup_epochs * steps_per_epoch
+        total = max(1, epochs * steps_per_epoch)
+        self.warmup_epochs = warmup_epochs
+        self.total_steps = total
+        self.step_limit: int | None = None
+        self.per_step: LRScheduler | None = None
+        self.plateau: ReduceLROnPlateau | None = None
+        if scheduler == "onecycle":
+            pct = min(max(warmup / total, 0.01), 0.99) if warmup else 0.3
+            self.per_step = OneCycleLR(optimizer, max_lr=lr, total_steps=total, pct_start=pct)
+            self.step_limit = total
+        elif scheduler in ("cosine", "linear"):
+            floor = min_lr_factor if scheduler == "cosine" else 0.0
+
+            def decay(step: int) -> float:
+                if step < warmup:
+                    return (step + 1) / warmup
+                progress = min((step - warmup) / max(1, total - warmup), 1.0)
+                if scheduler == "linear":
+                    return 1.0 - progress
+                return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+            self.per_step = LambdaLR(optimizer, decay)
+        elif warmup:
+            # Linear warm-up, then leave the rate to the plateau scheduler (or constant).
+            self.per_step = LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+            self.step_limit = warmup
+        if scheduler == "plateau":
+            self.plateau = ReduceLROnPlateau(
+                optimizer,
+                mode="max" if monitor == "val_acc" else "min",
+                factor=plateau_factor,
+                patience=plateau_patience,
+            )
+
+    @classmethod
+    def from_config(
+        cls, optimizer: torch.optim.Optimizer, config: Any, steps_per_epoch: int
+    ) -> Schedule:
+        """The schedule a :class:`~fercourse.training.TrainConfig` asks for."""
+        return cls(
+            optimizer,
+            config.scheduler,
+            lr=config.lr,
+            epochs=config.epochs,
+            steps_per_epoch=steps_per_epoch,
+            warmup_epochs=config.warmup_epochs,
+            min_lr_factor=config.min_lr_factor,
+            monitor=config.monitor,
+            plateau_factor=config.plateau_factor,
+            plateau_patience=config.plateau_patience,
+        )
+
+    def after_step(self) -> None:
+        """Advance the per-step schedule by one batch."""
+        if self.per_step is None:
+            return
+        if self.step_limit is None or self.per_step.last_epoch < self.step_limit:
+            self.per_step.step()
+
+    def after_epoch(self, epochs_done: int, value: float) -> None:
+        """Give the plateau scheduler the epoch's monitored value (after the warm-up)."""
+        if self.plateau is not None and epochs_done >= self.warmup_epochs:
+            self.plateau.step(value)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "per_step": self.per_step.state_dict() if self.per_step else None,
+            "plateau": self.plateau.state_dict() if self.plateau else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.per_step is not None and state.get("per_step") is not None:
+            self.per_step.load_state_dict(state["per_step"])
+        if self.plateau is not None and state.get("plateau") is not None:
+            self.plateau.load_state_dict(state["plateau"])
+
+
+class EarlyStopping:
+    """Counts epochs without improvement of the monitored value.
+
+    Args:
+        monitor: ``"val_acc"`` (higher is better) or ``"val_loss"`` (lower is better).
+        patience: stop after this many epochs without improvement; ``0`` never stops.
+        min_delta: an improvement smaller than this does not count.
+    """
+
+    def __init__(self, monitor: str, patience: int, min_delta: float = 0.0) -> None:
+        self.maximize = monitor == "val_acc"
+        self.patience, self.min_delta = patience, min_delta
+        self.best = -math.inf if self.maximize else math.inf
+        self.bad_epochs = 0
+
+    def update(self, value: float) -> bool:
+        """Record an epoch's value; True when it is a new best."""
+        if self.maximize:
+            better = value > self.best + self.min_delta
+        else:
+            better = value < self.best - self.min_delta
+        if better:
+            self.best, self.bad_epochs = value, 0
+        else:
+            self.bad_epochs += 1
+        return better
+
+    @property
+    def should_stop(self) -> bool:
+        return self.patience > 0 and self.bad_epochs >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": float(self.best), "bad_epochs": int(self.bad_epochs)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.bad_epochs = float(state["best"]), int(state["bad_epochs"])
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    """What a time budget buys, measured at the start of a run and kept for its resume.
+
+    Attributes:
+        budget_s: the wall-clock budget in seconds.
+        images_per_s: training throughput measured over the first steps.
+        train_s_per_epoch, val_s_per_epoch: the predicted cost of one epoch and its validation.
+        epochs: the epochs that fit (the schedule is sized to them and ends at zero).
+        steps: the training steps that buys (``epochs * steps_per_epoch``).
+    """
+
+    budget_s: float
+    images_per_s: float
+    train_s_per_epoch: float
+    val_s_per_epoch: float
+    epochs: int
+    steps: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
+def plan_budget(
+    budget_s: float,
+    *,
+    spent_s: float,
+    train_images: int,
+    val_images: int,
+    steps_per_epoch: int,
+    train_images_per_s: float,
+    val_images_per_s: float,
+    margin: float = 0.05,
+) -> BudgetPlan:
+    """How many epochs fit in what is left of ``budget_s``, validation passes included.
+
+    Args:
+        budget_s: the whole budget, in seconds.
+        spent_s: seconds already used (loading, the throughput measurement).
+        train_images, val_images: images per training epoch and per validation pass.
+        steps_per_epoch: batches per training epoch.
+        train_images_per_s, val_images_per_s: measured throughputs.
+        margin: fraction of the budget kept free for checkpoints and noise.
+
+    Returns:
+        A :class:`BudgetPlan` with at least one epoch.
+
+    Example:
+        >>> plan = plan_budget(600, spent_s=20, train_images=10_000, val_images=1_000,
+        ...                    steps_per_epoch=157, train_images_per_s=200, val_images_per_s=1000)
+        >>> plan.epochs, plan.steps
+        (10, 1570)
+    """
+    train_s = train_images / max(train_images_per_s, 1e-9)
+    val_s = val_images / max(val_images_per_s, 1e-9)
+    left = budget_s * (1.0 - margin) - spent_s
+    epochs = max(1, int(left // (train_s + val_s)))
+    return BudgetPlan(
+        budget_s=float(budget_s),
+        images_per_s=float(train_images_per_s),
+        train_s_per_epoch=train_s,
+        val_s_per_epoch=val_s,
+        epochs=epochs,
+        steps=epochs * steps_per_epoch,
+    )
