@@ -209,7 +209,7 @@ def evaluate_main(argv: list[str]) -> int:
     (``val``, carved from Training).
 
     Returns:
-        0 on success.
+        0 on success, 1 when a checkpoint cannot be loaded (the message names the file).
     """
     parser = argparse.ArgumentParser(
         prog="python -m fercourse evaluate", description="Evaluate trained runs (fc.evaluate)."
@@ -230,7 +230,7 @@ def evaluate_main(argv: list[str]) -> int:
     parser.add_argument("--batch-size", type=int, default=256)
     args = parser.parse_args(argv)
 
-    from ..checkpoint import read_card
+    from ..checkpoint import CheckpointError, read_card
     from ..evaluation import evaluate, evaluate_ensemble, fit_temperature
     from .engine import load_run
 
@@ -246,7 +246,11 @@ def evaluate_main(argv: list[str]) -> int:
         for ck in args.checkpoint or []:
             if Path(ck).parent == run_dir:
                 which = Path(ck).stem
-        run = load_run(run_dir, which)
+        try:
+            run = load_run(run_dir, which)
+        except CheckpointError as err:  # damaged weights or card: the message names the file
+            print(f"error: {err}", file=sys.stderr)
+            return 1
         split = _split_for(read_card(run_dir / which), data)
         models.append(run.model)
         temperature = None
