@@ -22,6 +22,7 @@ from typing import Any
 
 from ..utils import outputs_dir
 from .config import PRESETS, TrainConfig, parse_overrides
+from .resume import resume_message
 
 _REPORTED_SPLITS = ("PrivateTest", "PublicTest")
 
@@ -56,8 +57,10 @@ def train_main(argv: list[str]) -> int:
     """``python -m fercourse train``: train one model, several, or all six.
 
     Each model gets its per-model defaults (``TrainConfig.for_model``), a run folder
-    ``<out>/<model>`` (resumed when it exists), and, unless ``--no-evaluate``, its best checkpoint
-    is scored on PrivateTest and PublicTest into that folder's ``metrics.json``.
+    ``<out>/<model>`` (resumed when it exists, with a line saying from where), and, unless
+    ``--no-evaluate``, its best checkpoint is scored on PrivateTest and PublicTest into that
+    folder's ``metrics.json``. Every ``--set`` value is checked by ``TrainConfig`` before any
+    data is loaded; one field set twice (``--epochs`` and ``--set epochs=``) is refused.
 
     Returns:
         0 when every model trained, 1 otherwise.
@@ -97,9 +100,15 @@ def train_main(argv: list[str]) -> int:
         overrides = parse_overrides(args.set)
     except ValueError as exc:
         parser.error(str(exc))
+    _refuse_conflicts(parser, args.set, args.epochs)
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
     names = _model_names(args.model)
+    try:  # every value checked (TrainConfig's types and ranges) before any data is loaded
+        for name in names:
+            TrainConfig.for_model(name, preset=args.preset, **overrides)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.pretrained == "yes":
         from ..models import has_pretrained_weights
 
@@ -111,6 +120,8 @@ def train_main(argv: list[str]) -> int:
             )
 
     import fercourse as fc
+
+    from .engine import TRAIN_STATE, ResumeError, load_train_state
 
     data = _load_data(args.data)
     root = Path(args.out) if args.out else outputs_dir() / "runs"
@@ -130,6 +141,9 @@ def train_main(argv: list[str]) -> int:
             model = fc.models.create_model(name, pretrained=pretrained)
             split = fc.data.make_split(data, seed=config.seed)
             started = time.perf_counter()
+            state = None if args.no_resume else load_train_state(root / name)
+            if state is not None:
+                print(resume_message(root / name / TRAIN_STATE, state, restart="--no-resume"))
             history = fc.fit(
                 model,
                 data,
@@ -151,6 +165,9 @@ def train_main(argv: list[str]) -> int:
                 f"  {time.perf_counter() - started:.1f} s  -> {root / name / 'best.safetensors'}"
             )
             print(line, flush=True)
+        except ResumeError as err:  # another run in the folder: say how to proceed here
+            print(f"{name}: {cli_resume_hint(str(err))}", file=sys.stderr, flush=True)
+            failed.append(name)
         except Exception:  # keep training the other models; report at the end
             traceback.print_exc()
             failed.append(name)
@@ -158,6 +175,34 @@ def train_main(argv: list[str]) -> int:
         print(f"failed: {', '.join(failed)}")
         return 1
     return 0
+
+
+def _refuse_conflicts(
+    parser: argparse.ArgumentParser, pairs: list[str], epochs: int | None
+) -> None:
+    """Two flags setting one field: refused, naming both (neither silently wins)."""
+    seen: dict[str, str] = {}
+    for pair in pairs:
+        key = pair.partition("=")[0].strip().replace("-", "_")
+        if key in seen:
+            parser.error(f"--set {seen[key]} and --set {pair} both set {key}: give one")
+        seen[key] = pair
+    if epochs is not None and "epochs" in seen:
+        parser.error(
+            f"--epochs {epochs} and --set {seen['epochs']} both set the number of epochs: give one"
+        )
+
+
+def cli_resume_hint(message: str) -> str:
+    """A :class:`~fercourse.training.ResumeError` message in command-line terms.
+
+    ``fit``'s messages say ``resume=False`` and ``out_dir``; here those are ``--no-resume`` and
+    ``--out``.
+    """
+    cli = message.replace("resume=False", "--no-resume").replace("another out_dir", "another --out")
+    if cli == message:
+        cli += " (--no-resume starts afresh, deleting that run; --out chooses another folder)"
+    return cli
 
 
 def _run_dirs(args: argparse.Namespace) -> list[Path]:
