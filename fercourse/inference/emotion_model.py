@@ -454,6 +454,10 @@ class EmotionModel:
 
         Returns:
             A :class:`Prediction`.
+
+        Raises:
+            ValueError: an empty picture, or a ``box`` that is empty or mostly outside it
+                (:func:`fercourse.preprocessing.check_box`).
         """
         face = preprocessing.prepare_face(image, box, channel_order=channel_order)
         return Prediction.from_probabilities(self.probabilities(face[None])[0])
