@@ -177,6 +177,10 @@ class VoilaServer:
         """Stop Voila and the kernels it started (its process group)."""
         if self.proc is None or self.proc.poll() is not None:
             return
+        if not hasattr(os, "killpg"):  # Windows: no process groups; Voila stops its kernels
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+            return
         try:
             os.killpg(self.proc.pid, signal.SIGTERM)
             self.proc.wait(timeout=20)
