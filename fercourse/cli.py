@@ -7,6 +7,7 @@ Commands (each lives beside the code it wraps; ``python -m fercourse COMMAND --h
 - ``evaluate``  evaluate checkpoints       (fercourse/training/cli.py)
 - ``bench``     ``train`` or ``mirror`` speed figures (fercourse/bench/)
 - ``run``       run the notebooks headless with papermill (fercourse/runs/cli.py)
+- ``mirror``    ``serve``: the mirror page with Voila on localhost, with a token (fercourse/mirror/server.py)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "evaluate": ("fercourse.training.cli", "evaluate_main", "evaluate trained checkpoints"),
     "bench": ("fercourse.bench", "main", "speed benchmarks: train | mirror"),
     "run": ("fercourse.runs.cli", "main", "run the course notebooks headless with papermill"),
+    "mirror": ("fercourse.mirror.server", "main", "serve the mirror page: Voila, localhost, token"),
 }
 
 

@@ -45,6 +45,8 @@ def to_gray(image: np.ndarray, channel_order: str = "RGB") -> np.ndarray:
     image = np.asarray(image)
     if image.dtype != np.uint8:
         raise ValueError(f"expected a uint8 image, got dtype {image.dtype}")
+    if image.ndim in (2, 3) and (image.shape[0] == 0 or image.shape[1] == 0):
+        raise ValueError(f"the image is empty (shape {image.shape}): no pixels to find a face in")
     if image.ndim == 2:
         return image
     if image.ndim == 3 and image.shape[2] == 1:
@@ -63,15 +65,55 @@ def to_gray(image: np.ndarray, channel_order: str = "RGB") -> np.ndarray:
     raise ValueError(f"expected an image of shape (H, W) or (H, W, 1|3|4), got {image.shape}")
 
 
+MIN_BOX_INSIDE: float = 0.5
+"""The least fraction of a face box's area that must lie inside the image (else it is refused)."""
+
+
+def check_box(box: Sequence[int], image_shape: Sequence[int]) -> tuple[float, float, float, float]:
+    """``box`` = (x, y, w, h) as floats, refused when it is not a face box of this image.
+
+    A box partly outside the image is accepted when at least :data:`MIN_BOX_INSIDE` of its area
+    is inside (a face at the frame's edge, or a detector box rounded a pixel over the border); the
+    crop is then moved inside the image (see :func:`square_box`).
+
+    Raises:
+        ValueError: naming the box and the image size: not 4 numbers, a width or height of 0 or
+            less, or a box mostly or wholly outside the image.
+    """
+    values = tuple(box)
+    if len(values) != 4:
+        raise ValueError(f"a face box is (x, y, w, h), got {values!r}")
+    x, y, w, h = (float(v) for v in values)
+    height, width = int(image_shape[0]), int(image_shape[1])
+    if not (w > 0 and h > 0):
+        raise ValueError(f"empty face box {values}: its width and height must be above 0")
+    inside_w = max(0.0, min(x + w, width) - max(x, 0.0))
+    inside_h = max(0.0, min(y + h, height) - max(y, 0.0))
+    inside = inside_w * inside_h / (w * h)
+    if inside < MIN_BOX_INSIDE:
+        raise ValueError(
+            f"face box {values} is {'wholly' if inside == 0 else 'mostly'} outside the "
+            f"{width}x{height} image ({100 * inside:.0f}% of it inside; boxes from "
+            "fc.FaceDetector on this image are inside it)"
+        )
+    return x, y, w, h
+
+
 def square_box(
     box: Sequence[int], image_shape: Sequence[int], margin: float = DEFAULT_MARGIN
 ) -> tuple[int, int, int, int]:
     """Grow ``box`` = (x, y, w, h) by ``margin`` on each side and make it square, inside the image.
 
+    The square is moved (not padded) to fit the image: the margin of a face at the frame's edge
+    comes from the inner side. A box mostly outside the image is refused (:func:`check_box`).
+
     Returns:
-        (x, y, side, side) in integer pixels, clipped to the image.
+        (x, y, side, side) in integer pixels, inside the image.
+
+    Raises:
+        ValueError: ``box`` is not a face box of this image (see :func:`check_box`).
     """
-    x, y, w, h = (float(v) for v in box)
+    x, y, w, h = check_box(box, image_shape)
     height, width = int(image_shape[0]), int(image_shape[1])
     side = max(w, h) * (1.0 + 2.0 * margin)
     side = min(side, float(min(height, width)))
@@ -94,12 +136,17 @@ def prepare_face(
     Args:
         image: uint8 image, gray or colour, any size.
         box: optional face box (x, y, w, h) from :class:`fercourse.FaceDetector`; it is squared and
-            grown by ``margin`` before cropping. Without a box the whole image is used.
+            grown by ``margin`` before cropping, and the square is moved inside the image where it
+            would cross the border. Without a box the whole image is used.
         margin: border added around ``box`` (fraction of its side).
         channel_order: ``"RGB"`` or ``"BGR"`` for colour input.
 
     Returns:
         (48, 48) uint8 array.
+
+    Raises:
+        ValueError: an empty image (0 pixels wide or high), or a box that is empty or mostly
+            outside the image (the message names the box and the image size).
 
     Example:
         >>> face = prepare_face(np.zeros((480, 640, 3), np.uint8), box=(200, 100, 160, 160))
@@ -109,7 +156,7 @@ def prepare_face(
     gray = to_gray(image, channel_order)
     if box is not None:
         x, y, w, h = square_box(box, gray.shape, margin)
-        if w <= 0 or h <= 0:
+        if w <= 0 or h <= 0:  # a box under half a pixel
             raise ValueError(f"empty face box {tuple(box)} for an image of shape {gray.shape}")
         gray = gray[y : y + h, x : x + w]
     if gray.shape != (IMAGE_SIZE, IMAGE_SIZE):

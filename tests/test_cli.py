@@ -148,3 +148,64 @@ def test_train_pretrained_yes_for_a_model_without_weights(capsys):
     assert (
         exc.value.code == 2 and "baseline_cnn has no pretrained weights" in capsys.readouterr().err
     )
+
+
+# --- issue #15: training settings are checked, conflicting flags refused ---------------------
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("lr=abc", "TrainConfig.lr must be a number, got 'abc'"),
+        ("epochs=ten", "TrainConfig.epochs must be an integer, got 'ten'"),
+        ("batch_size=8.5", "TrainConfig.batch_size must be an integer, got 8.5"),
+        ("nesterov=yes", "TrainConfig.nesterov must be true or false, got 'yes'"),
+        ("lr=-1", "TrainConfig.lr must be positive, got -1.0"),
+    ],
+)
+def test_train_set_values_are_type_checked_naming_the_field(capsys, setting, message):
+    with pytest.raises(SystemExit) as exc:
+        train_main(["--model", "baseline_cnn", "--set", setting])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and message in err and "Traceback" not in err
+
+
+def test_train_refuses_one_field_set_twice(capsys):
+    with pytest.raises(SystemExit) as exc:
+        train_main(["--model", "baseline_cnn", "--epochs", "3", "--set", "epochs=5"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "--epochs 3 and --set epochs=5 both set" in err
+    with pytest.raises(SystemExit):
+        train_main(["--model", "baseline_cnn", "--set", "lr=0.1", "--set", "lr=0.2"])
+    assert "--set lr=0.1 and --set lr=0.2 both set lr" in capsys.readouterr().err
+
+
+def test_train_says_it_resumed_and_gives_the_cli_flag(csv, tmp_path, capsys):
+    out = tmp_path / "runs"
+    args = [
+        *("--model", "baseline_cnn", "--data", str(csv), "--out", str(out), "--no-progress"),
+        *("--no-evaluate", "--set", "max_train_samples=64", "--set", "max_val_samples=32"),
+        *("--set", "batch_size=32"),
+    ]
+    assert train_main([*args, "--epochs", "1"]) == 0
+    capsys.readouterr()
+    state = out / "baseline_cnn" / "train_state.pt"
+    assert train_main([*args, "--epochs", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert f"baseline_cnn: {state} holds a finished run (1/1 epochs)" in printed
+    assert "--no-resume on the command line, to train it again" in printed
+    # Another config in the same folder: the hint names the command-line flags.
+    assert train_main([*args, "--epochs", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "trained with another config (epochs: 1 there, 2 here)" in err
+    assert "`python -m fercourse train --no-resume`" in err
+
+
+def test_resume_message_says_from_where():
+    from fercourse.training.state import resume_message
+
+    state = {"model": "vit_tiny", "epoch": 3, "step_in_epoch": 120, "config": {"epochs": 10}}
+    assert resume_message("runs/vit_tiny/train_state.pt", state) == (
+        "vit_tiny: resuming from runs/vit_tiny/train_state.pt: 3/10 epochs done, continuing at "
+        "epoch 4, step 120 (pass resume=False to start afresh)"
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import time
 
 import cv2
@@ -21,6 +22,7 @@ from data_fixtures import (
 )
 
 import fercourse as fc
+import fercourse.cli
 from fercourse.data import DataError
 
 
@@ -336,3 +338,62 @@ def test_ferplus_bad_votes_are_named(tmp_path, faces):
     ferplus.write_text("\n".join(text) + "\n")
     with pytest.raises(DataError, match=r"line 5: vote NF='many'"):
         fc.data.load_fer2013(csv, ferplus=ferplus, cache=False)
+
+
+# --- issue #15: bad inputs that used to pass silently or fail without a name -----------------
+
+
+def _jpeg_bytes() -> bytes:
+    yy, xx = np.mgrid[:48, :48]
+    ok, data = cv2.imencode(".jpg", ((xx * 3 + yy * 2) % 256).astype(np.uint8))
+    assert ok
+    return data.tobytes()
+
+
+def test_truncated_jpeg_in_a_kaggle_folder_is_an_error_naming_it(tmp_path):
+    data = _jpeg_bytes()
+    # cv2.imread decodes this with grey rows and a stderr line naming no file.
+    root = _one_image_tree(tmp_path, "Training_2.jpg", data[: len(data) // 2])
+    with pytest.raises(DataError, match=r"Training_2\.jpg: the JPEG file is truncated") as err:
+        fc.data.load_fer2013(root, cache=False)
+    assert str(root / "train" / "happy" / "Training_2.jpg") in str(err.value)
+    # A complete JPEG, also one with bytes after its end marker, still loads.
+    (root / "train" / "happy" / "Training_2.jpg").write_bytes(data + b"trailing\x00")
+    assert len(fc.data.load_fer2013(root, cache=False)) == 2
+
+
+def test_truncated_png_is_an_error_naming_it(tmp_path):
+    _, png = cv2.imencode(".png", np.full((48, 48), 90, np.uint8))
+    root = _one_image_tree(tmp_path, "Training_2.png", png.tobytes()[:-20])
+    with pytest.raises(DataError, match=r"Training_2\.png: the PNG file is truncated"):
+        fc.data.load_fer2013(root, cache=False)
+
+
+def test_header_only_csv_is_an_error_naming_the_file(tmp_path, monkeypatch, capsys):
+    path = _csv_with(tmp_path, [])
+    with pytest.raises(DataError, match=r"fer2013\.csv: no faces") as err:
+        fc.data.load_fer2013(path, cache=False)
+    assert str(path) in str(err.value)
+    # Found automatically under data/, and through the report command (it used to crash in
+    # pixel_std with a reshape error).
+    monkeypatch.setenv("FERCOURSE_DATA", str(tmp_path))
+    with pytest.raises(DataError, match=r"fer2013\.csv: no faces"):
+        fc.data.load_fer2013()
+    assert fercourse.cli.main(["data", "report"]) == 1
+    assert f"error: {path}: no faces" in capsys.readouterr().err
+
+
+def test_latin1_byte_names_the_file_and_line(tmp_path):
+    path = tmp_path / "fer2013.csv"
+    rows = [f"0,{GOOD},Training", f"1,{GOOD},Trainin\xe9"]
+    path.write_bytes(("\n".join(["emotion,pixels,Usage", *rows]) + "\n").encode("latin-1"))
+    with pytest.raises(DataError, match=r"fer2013\.csv, line 3: .*\\xe9.* not UTF-8") as err:
+        fc.data.load_fer2013(path, cache=False)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("token", ["1_0", "\u0661", "+-1"])
+def test_pixel_tokens_python_reads_but_the_parser_does_not_are_named(tmp_path, token):
+    path = _csv_with(tmp_path, [f"0,{GOOD[:-1]}{token},Training"])
+    with pytest.raises(DataError, match=re.escape(f"line 2: non-numeric pixel value '{token}'")):
+        fc.data.load_fer2013(path, cache=False)

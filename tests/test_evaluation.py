@@ -24,8 +24,8 @@ from fercourse.evaluation import (
     ten_crop_views,
     tta_views,
 )
-from fercourse.runtime import resolve_runtime
 from fercourse.preprocessing import MEAN, STD
+from fercourse.runtime import resolve_runtime
 
 
 def _level(code: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -80,6 +81,50 @@ def test_detector_errors_are_clear():
         FaceDetector("no_such_cascade.xml")
     with pytest.raises(ValueError, match="scale_factor"):
         FaceDetector(scale_factor=1.0)
+
+
+@pytest.mark.parametrize("shape", [(0, 0), (0, 0, 3), (0, 640, 3), (480, 0)])
+def test_an_empty_image_is_refused_naming_its_shape(shape):
+    # It used to crash inside OpenCV (cv2.resize / detectMultiScale assertions).
+    image = np.zeros(shape, np.uint8)
+    message = re.escape(f"the image is empty (shape {shape})")
+    with pytest.raises(ValueError, match=message):
+        fc.prepare_face(image)
+    with pytest.raises(ValueError, match=message):
+        FaceDetector().detect(image)
+    with pytest.raises(ValueError, match=message):
+        EmotionModel(fc.models.create_model("baseline_cnn")).predict(image)
+
+
+@pytest.mark.parametrize(
+    "box, message",
+    [
+        ((700, 100, 80, 80), "face box (700, 100, 80, 80) is wholly outside the 640x480 image"),
+        (
+            (-60, 100, 80, 80),
+            "face box (-60, 100, 80, 80) is mostly outside the 640x480 image (25%",
+        ),
+        ((100, 100, 0, 80), "empty face box (100, 100, 0, 80)"),
+        ((100, 100, 80), "a face box is (x, y, w, h), got (100, 100, 80)"),
+    ],
+)
+def test_a_face_box_outside_the_image_is_refused_naming_it(box, message):
+    # It used to be moved inside the image and classified as if it were a face.
+    frame = np.full((480, 640, 3), 128, np.uint8)
+    model = EmotionModel(fc.models.create_model("baseline_cnn"))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        model.predict(frame, box)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        fc.prepare_face(frame, box)
+
+
+def test_a_box_at_the_border_is_cropped_from_inside_the_image():
+    image = np.zeros((100, 100), np.uint8)
+    image[:, 90:] = 255
+    # A face at the right edge, its box rounded one pixel over the border: accepted; the squared
+    # crop with its margin is moved inside the image (never padded).
+    face = fc.prepare_face(image, (80, 40, 21, 20))
+    assert face.shape == (48, 48) and face[:, -5:].min() == 255 and face[:, :5].max() == 0
 
 
 # ------------------------------------------------------------------------------------------------

@@ -319,3 +319,104 @@ def test_bench_mirror_prints_the_table(capsys):
     out = capsys.readouterr().out
     assert "baseline_cnn" in out and "naive port" in out and "4/4" in out
     assert "random init" in out  # no checkpoint in the test's outputs folder: said so
+
+
+# ------------------------------------------------------------------------------------------------
+# Serving the page (issue #15: `voila notebooks/09_mirror.ipynb` serves a kernel without a token)
+
+
+def _page(path: Path) -> Path:
+    nb = {
+        "cells": [
+            {"cell_type": "markdown", "metadata": {}, "source": ["# a served page"]},
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "metadata": {},
+                "outputs": [],
+                "source": ["print('ran in the kernel')"],
+            },
+        ],
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    path.write_text(json.dumps(nb), encoding="utf-8")
+    return path
+
+
+def _get(url: str) -> tuple[int, str]:
+    """(status, body) of a GET, redirects not followed."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    try:
+        conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""))
+        response = conn.getresponse()
+        return response.status, response.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+def test_mirror_serve_starts_voila_on_localhost_with_a_token(tmp_path):
+    import os
+    import queue
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    settings = tmp_path / "jupyter"
+    env = {
+        **os.environ,
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "JUPYTER_CONFIG_DIR": str(settings / "config"),
+        "JUPYTER_RUNTIME_DIR": str(settings / "runtime"),
+        "IPYTHONDIR": str(settings / "ipython"),
+        "MPLBACKEND": "Agg",
+    }
+    env.pop("JUPYTER_TOKEN", None)
+    page = _page(tmp_path / "page.ipynb")
+    cmd = [sys.executable, "-m", "fercourse", "mirror", "serve", str(page)]
+    with open(tmp_path / "voila.log", "w") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    try:
+        url = ""
+        while not url.startswith("http"):
+            url = lines.get(timeout=120).strip()  # the printed URL, as a user reads it
+        base, _, token = url.partition("/?token=")
+        assert base.startswith("http://127.0.0.1:") and len(token) >= 40
+        # The token is on no command line (`ps` shows those to every local user).
+        cmdlines = [p.read_bytes() for p in Path("/proc").glob("[0-9]*/cmdline") if p.exists()]
+        assert not any(token.encode() in c for c in cmdlines if c)
+        # Without the token: the page redirects to the login form, the API refuses.
+        assert _get(base + "/")[0] in (302, 401, 403)
+        assert _get(base + "/api/kernels")[0] in (302, 401, 403)
+        assert _get(base + "/?token=" + "x" * len(token))[0] in (302, 401, 403)
+        # With it: the page is served and its code ran in a kernel.
+        status, body = _get(url)
+        assert status == 200 and "a served page" in body and "ran in the kernel" in body
+    finally:
+        proc.send_signal(signal.SIGTERM)  # stops Voila and its kernel, like Ctrl-C
+        code = proc.wait(timeout=60)
+    assert code == 0
+    with pytest.raises(OSError):
+        _get(base + "/")  # nothing listens any more
+    log = (tmp_path / "voila.log").read_text()
+    assert "?token=..." in log and token not in log  # Voila's own log hides it
+
+
+def test_voila_server_refuses_a_short_token_and_a_missing_notebook(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"no_such\.ipynb: no such notebook"):
+        fc.mirror.VoilaServer(tmp_path / "no_such.ipynb")
+    with pytest.raises(ValueError, match="guessable"):
+        fc.mirror.VoilaServer(_page(tmp_path / "p.ipynb"), token="1234")
+    server = fc.mirror.VoilaServer(_page(tmp_path / "p.ipynb"))
+    assert server.token not in " ".join(server.command())
+    assert "--Voila.ip=127.0.0.1" in server.command()

@@ -100,12 +100,19 @@ def test_run_file_merges_common_models_and_notebook_sections(tmp_path):
         ("notebooks: {02_basline: {lr: 0.1}}\n", "unknown notebook '02_basline'"),
         ("extends: loop.yaml\n", "loops back"),
         ("[1, 2]\n", "expected a mapping"),
+        # issue #15: a bare ValueError from int("one hour"); a run folder outside outputs/
+        ('cell_timeout_s: "one hour"\n', "cell_timeout_s must be a number of seconds"),
+        ("cell_timeout_s: -5\n", "above 0 (e.g. 3600) or null for no limit, got -5"),
+        ("run_name: ../../x\n", "run_name '../../x' must be a plain folder name"),
+        ("run_name: /tmp/x\n", "run_name '/tmp/x' must be a plain folder name"),
+        ("run_name: ..\n", "run_name '..' must be a plain folder name"),
     ],
 )
 def test_malformed_run_files_are_clear_errors(tmp_path, text, message):
     path = write_yaml(tmp_path / "loop.yaml", text)
-    with pytest.raises(RunFileError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(RunFileError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
         fc.runs.load_run_file(path)
+    assert "loop.yaml" in str(err.value)  # every message names the file
 
 
 @pytest.mark.parametrize("name", ["common", "smoke", "auto", "a100"])

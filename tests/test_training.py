@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -398,3 +399,33 @@ def test_resume_after_sigkill_gives_identical_weights(faces, tmp_path):
     strip = [{k: v for k, v in row.items() if k != "seconds"} for row in a.epochs]
     assert strip == [{k: v for k, v in row.items() if k != "seconds"} for row in b.epochs]
     assert a.best_epoch == b.best_epoch and not math.isnan(a.best_val_acc)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("lr", "abc", "TrainConfig.lr must be a number, got 'abc'"),
+        ("lr", "1e-4", "TrainConfig.lr must be a number, got '1e-4' (a string"),
+        ("lr", float("nan"), "TrainConfig.lr must be a finite number, got nan"),
+        ("epochs", "ten", "TrainConfig.epochs must be an integer, got 'ten'"),
+        ("batch_size", 8.5, "TrainConfig.batch_size must be an integer, got 8.5"),
+        ("epochs", True, "TrainConfig.epochs must be an integer, got True"),
+        ("class_weighted", "yes", "TrainConfig.class_weighted must be true or false, got 'yes'"),
+        ("ema", "high", "TrainConfig.ema must be a number or None, got 'high'"),
+        ("augment", "flip", "TrainConfig.augment must be one of batch, albumentations, None"),
+        ("momentum", 1.5, "TrainConfig.momentum must be in [0, 1), got 1.5"),
+        ("max_train_samples", 0, "TrainConfig.max_train_samples must be at least 1 or None"),
+        ("seed", -1, "TrainConfig.seed must be 0 or more, got -1"),
+    ],
+)
+def test_config_checks_types_and_ranges_naming_the_field(field, value, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TrainConfig.for_model("baseline_cnn", **{field: value})
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TrainConfig(**{field: value})
+
+
+def test_config_types_are_normalised():
+    config = TrainConfig(lr=1, grad_clip=2, ema=None, channels_last=True)
+    assert (type(config.lr), config.grad_clip, config.channels_last) == (float, 2.0, True)
+    assert TrainConfig.from_dict(config.to_dict()) == config

@@ -24,13 +24,14 @@ Rules, in the order they are applied:
   ``fc.preprocessing.RESIZE_INTERPOLATION`` and a warning says how many were; a non-square
   image is an error (crop the face first, e.g. with ``fc.prepare_face``). Colour images are
   converted to grayscale.
-- An empty or missing folder, an unknown folder name or an unreadable image is an error naming
-  the path. The same file name in two class folders is allowed: the Kaggle export has two such
+- An empty or missing folder, an unknown folder name, or an unreadable or **truncated** image
+  (a JPEG without its end-of-image marker, a PNG without its IEND chunk) is an error naming the
+  path: libjpeg would decode a truncated JPEG with grey rows and only a stderr line. The same file name in two class folders is allowed: the Kaggle export has two such
   pairs (``Training_8475486.jpg``, ``Training_52789098.jpg``) that are different faces; exact
   copies would show up in :func:`fercourse.data.data_report`'s duplicate count.
 
-Images are decoded with OpenCV (``cv2.imread``, or ``cv2.imdecode`` as a fallback). Introduced in
-``notebooks/01_data.ipynb``.
+Images are read as bytes, checked for truncation and decoded with OpenCV (``cv2.imdecode``).
+Introduced in ``notebooks/01_data.ipynb``.
 """
 
 from __future__ import annotations
@@ -207,6 +208,35 @@ def list_image_files(
     return files, dict(dropped)
 
 
+_JPEG_START = b"\xff\xd8"
+_JPEG_SCAN, _JPEG_END = b"\xff\xda", b"\xff\xd9"
+_PNG_START, _PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"
+
+
+def truncation(data: bytes | np.ndarray) -> str | None:
+    """Why the bytes of a JPEG or PNG file are cut short, or None when they end properly.
+
+    libjpeg decodes a truncated JPEG without an error (it fills the missing rows in grey and
+    prints "Premature end of JPEG file" on stderr, naming no file), so the end marker is
+    checked here. Entropy-coded data never holds the bytes ``FF D9``, so an end-of-image marker
+    after the last start-of-scan means the image is complete, even with bytes after it.
+
+    Args:
+        data: the file's bytes (``bytes`` or a uint8 array).
+    """
+    head, tail = bytes(data[:8]), bytes(data[-64:])
+    if head.startswith(_JPEG_START):
+        if tail.rstrip(b"\x00").endswith(_JPEG_END):
+            return None  # the usual case: only the last bytes are looked at
+        whole = bytes(data)
+        if whole.rfind(_JPEG_END) > whole.rfind(_JPEG_SCAN) >= 0:
+            return None  # bytes after the end marker: libjpeg stops at the marker
+        return "the JPEG file is truncated (no end-of-image marker after its image data)"
+    if head.startswith(_PNG_START) and _PNG_END not in tail:
+        return "the PNG file is truncated (no IEND chunk at its end)"
+    return None
+
+
 def decode_face(path: str | Path) -> tuple[np.ndarray, tuple[int, int] | None]:
     """Decode one face image to (48, 48) uint8 grayscale.
 
@@ -214,17 +244,19 @@ def decode_face(path: str | Path) -> tuple[np.ndarray, tuple[int, int] | None]:
         (face, original (height, width) if it had to be resized, else None).
 
     Raises:
-        DataError: the file cannot be read or decoded, or is not square.
+        DataError: the file cannot be read, is truncated, cannot be decoded, or is not square.
     """
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        # imread says nothing about why; read the bytes ourselves (this also handles non-ASCII
-        # paths on Windows, which imread cannot open) to tell a missing file from a bad one.
-        try:
-            data = np.fromfile(path, dtype=np.uint8)
-        except OSError as err:
-            raise DataError(f"{path}: cannot read the file ({err.strerror})") from None
-        image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
+    # Read the bytes ourselves (this also handles non-ASCII paths on Windows, which imread
+    # cannot open): a missing file is told from a bad one, and a truncated one is caught.
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as err:
+        raise DataError(f"{path}: cannot read the file ({err.strerror or err})") from None
+    cut = truncation(data) if data else None
+    if cut is not None:
+        raise DataError(f"{path}: {cut}; download it again or delete it")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
     if image is None:
         raise DataError(f"{path}: cannot decode the image (damaged or not an image file)")
     if image.shape == (IMAGE_SIZE, IMAGE_SIZE):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -86,6 +87,17 @@ def csv_kind(path: str | Path, header: list[str] | None = None) -> str:
     )
 
 
+def _first_undecodable_line(path: Path) -> tuple[int, bytes] | None:
+    """(1-based line, the bytes around the first one that is not UTF-8), or None."""
+    with open(path, "rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                return number, line[max(0, err.start - 10) : err.end + 10]
+    return None
+
+
 def _read_table(path: Path) -> pd.DataFrame:
     try:
         # Everything as text, blank lines kept: line numbers in errors stay exact.
@@ -99,6 +111,14 @@ def _read_table(path: Path) -> pd.DataFrame:
         )
     except pd.errors.ParserError as err:
         raise DataError(f"{path}: malformed CSV ({err})") from None
+    except UnicodeDecodeError as err:
+        # pandas names neither the file nor the line (its byte offset is per chunk): find them.
+        found = _first_undecodable_line(path)
+        where = f"line {found[0]}: byte(s) near {found[1]!r}" if found else err.reason
+        raise DataError(
+            f"{path}, {where} are not UTF-8 (FER2013 CSVs are plain ASCII; was the file edited "
+            "and saved as Latin-1?)"
+        ) from None
     table.columns = [c.strip() for c in table.columns]
     return table.fillna("")
 
@@ -132,18 +152,22 @@ def parse_pixels(
     return images.reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
 
 
+_PIXEL_TOKEN = re.compile(r"[+-]?[0-9]+", re.ASCII)
+"""What the C-speed parser reads as a number (Python's ``int`` also takes ``1_0`` and ``١``)."""
+
+
 def _raise_bad_pixels(text: str, path: str | Path, line: int) -> None:
     tokens = text.split()
     for token in tokens:
-        try:
-            value = int(token)
-        except ValueError:
-            raise DataError(f"{path}, line {line}: non-numeric pixel value {token!r}") from None
-        if not 0 <= value <= 255:
+        if not _PIXEL_TOKEN.fullmatch(token):
+            raise DataError(f"{path}, line {line}: non-numeric pixel value {token!r}")
+        if not 0 <= int(token) <= 255:
             raise DataError(f"{path}, line {line}: pixel value {token} is outside 0-255")
-    raise DataError(
-        f"{path}, line {line}: expected {NUM_PIXELS} pixel values (48x48), got {len(tokens)}"
-    )
+    if len(tokens) != NUM_PIXELS:
+        raise DataError(
+            f"{path}, line {line}: expected {NUM_PIXELS} pixel values (48x48), got {len(tokens)}"
+        )
+    raise DataError(f"{path}, line {line}: cannot parse the pixel values {text[:40]!r}...")
 
 
 def _parse_labels(values: pd.Series, path: Path) -> np.ndarray:
@@ -208,6 +232,8 @@ def read_fer2013_csv(path: str | Path, *, progress: bool | None = None) -> FER20
             "faces with labels (PublicTest + PrivateTest); see data/README.md"
         )
     table = _read_table(path)
+    if table.empty:
+        raise DataError(f"{path}: no faces (the file has a header line but no data rows)")
     empty = (table == "").all(axis=1).to_numpy()
     if empty.any():
         raise DataError(f"{path}, line {int(np.flatnonzero(empty)[0]) + 2}: empty row")

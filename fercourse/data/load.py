@@ -232,7 +232,8 @@ def load_fer2013(
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        DataError: the input is malformed; the message names the file, row or value.
+        DataError: the input is malformed or holds no face; the message names the file, row or
+            value.
 
     Example:
         >>> import fercourse as fc
@@ -258,12 +259,21 @@ def load_fer2013(
         signature = source_signature(source.path, *source.extras, ferplus_path, options=options)
         cached = read_cache(cache_file, signature)
         if cached is not None:
-            return cached
+            return _with_faces(cached, source.path)
     ds = _read(source, include_augmented=include_augmented, progress=progress)
     if ferplus_path is not None:
         ds = apply_ferplus(ds, ferplus_path)
+    _with_faces(ds, source.path)
     if cache:
         write_cache(cache_file, ds, signature)
+    return ds
+
+
+def _with_faces(ds: FER2013, path: Path) -> FER2013:
+    """``ds``, refused when it holds no face (every later step would fail far from the cause)."""
+    if not len(ds):
+        left_out = f"; left out: {ds.dropped}" if ds.dropped else ""
+        raise DataError(f"{path}: no faces in this dataset{left_out}")
     return ds
 
 

@@ -12,14 +12,17 @@ Which checkpoint ``load`` picks: ``"default"`` is the model bundled with the pac
 (``fercourse/inference/default_model/model.*``, trained on FER2013); ``"auto"`` is the best
 checkpoint trained on FER2013 under :func:`fercourse.utils.outputs_dir` (by validation accuracy),
 else the bundled one, else the best one trained on the synthetic faces; a model name
-(``"vit_tiny"``) is that model's best checkpoint; anything else is a checkpoint path.
-Introduced in ``notebooks/09_mirror.ipynb``.
+(``"vit_tiny"``) is that model's best checkpoint; anything else is a checkpoint path. When a
+checkpoint found by a search (``"auto"``, a name, a folder) is damaged, ``load`` skips it with a
+:class:`CheckpointWarning` naming it and takes the next one. Introduced in
+``notebooks/09_mirror.ipynb``.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +32,7 @@ import numpy as np
 import torch
 
 from .. import preprocessing
-from ..checkpoint import CheckpointError, load_checkpoint
+from ..checkpoint import CheckpointError, card_temperature, load_checkpoint
 from ..labels import EMOJI, EMOTIONS
 from ..utils import outputs_dir
 
@@ -47,6 +50,10 @@ UNSURE_EMOJI = "\N{BLACK QUESTION MARK ORNAMENT}"
 
 class NoModelError(FileNotFoundError):
     """No checkpoint matches the request; the message says how to train one."""
+
+
+class CheckpointWarning(UserWarning):
+    """A checkpoint found by a search could not be loaded and was skipped (the message says why)."""
 
 
 @dataclass(frozen=True)
@@ -216,6 +223,20 @@ def resolve_checkpoint(what: str | Path = "auto", *, root: str | Path | None = N
     Raises:
         NoModelError: nothing matches; the message names what was searched and how to train.
     """
+    return checkpoint_candidates(what, root=root)[0]
+
+
+def checkpoint_candidates(
+    what: str | Path = "auto", *, root: str | Path | None = None
+) -> list[Path]:
+    """Every checkpoint stem ``what`` may mean, in order of preference (the first is the pick).
+
+    A path names one checkpoint; ``"auto"``, a model name or a folder are searches that may find
+    several, so :meth:`EmotionModel.load` can skip a damaged one and take the next.
+
+    Raises:
+        NoModelError: nothing matches; the message names what was searched and how to train.
+    """
     from ..checkpoint import CARD_SUFFIX, WEIGHTS_SUFFIX
 
     text = str(what)
@@ -227,33 +248,33 @@ def resolve_checkpoint(what: str | Path = "auto", *, root: str | Path | None = N
                 f"no model is bundled with this fercourse (looked for {DEFAULT_MODEL_STEM}"
                 f"{WEIGHTS_SUFFIX}); use a trained checkpoint instead: {TRAIN_HINT}"
             )
-        return stem
+        return [stem]
     if text == "auto":
         # A model trained on the synthetic faces reads real faces poorly: the bundled FER2013
         # model comes before it, after the student's own FER2013-trained checkpoints.
         found = find_checkpoints(where)
         stem = default_checkpoint()
-        real = [c for c in found if not c.synthetic]
-        if real or (found and stem is None):
-            return (real or found)[0].path
-        if stem is not None:
-            return stem
+        real = [c.path for c in found if not c.synthetic]
+        synthetic = [c.path for c in found if c.synthetic]
+        candidates = real + ([stem] if stem is not None else []) + synthetic
+        if candidates:
+            return candidates
         raise NoModelError(f"no trained model under {where} and none bundled: {TRAIN_HINT}")
     path = Path(text).expanduser()
     if path.suffix in (WEIGHTS_SUFFIX, CARD_SUFFIX):
         path = path.with_suffix("")
     if path.with_suffix(CARD_SUFFIX).is_file():
-        return path
+        return [path]
     if path.is_dir():
         found = find_checkpoints(path)
         if found:
-            return found[0].path
+            return [c.path for c in found]
         raise NoModelError(f"no checkpoint (best.json) under {path}: {TRAIN_HINT}")
     looks_like_path = "/" in text or "\\" in text or path.suffix != ""
     if not looks_like_path:
         found = [c for c in find_checkpoints(where) if c.model == text]
         if found:
-            return found[0].path
+            return [c.path for c in found]
         raise NoModelError(f"no trained {text!r} checkpoint under {where}: {TRAIN_HINT}")
     raise NoModelError(
         f"no checkpoint at {path} (expected {path}{CARD_SUFFIX} and {WEIGHTS_SUFFIX})"
@@ -301,7 +322,7 @@ class EmotionModel:
         self.threads = threads
         # A calibration step may store a temperature; softmax(logits / T) then gives honest
         # confidences, which is what the mirror's threshold compares against.
-        self.temperature = float(self.card.get("temperature", 1.0) or 1.0)
+        self.temperature = card_temperature(self.card, self.source)
         self._onnx = None
         if backend in ("onnx", "auto"):
             try:
@@ -349,17 +370,35 @@ class EmotionModel:
 
         Raises:
             NoModelError: nothing found; the message says which notebook trains one.
-            CheckpointError: the checkpoint does not fit its architecture.
+            CheckpointError: the checkpoint is damaged or does not fit its architecture (for a
+                search, every checkpoint found was); the message names the file.
+
+        Warns:
+            CheckpointWarning: a checkpoint found by a search was damaged and skipped.
 
         Example:
             >>> model = fc.EmotionModel.load("baseline_cnn")
         """
-        stem = resolve_checkpoint(what, root=root)
-        try:
-            model, card = load_checkpoint(stem)
-        except KeyError as exc:  # an unknown architecture name in the card
-            raise CheckpointError(f"checkpoint {stem}: {exc}") from exc
-        return cls(model, card=card, source=stem, backend=backend, device=device, threads=threads)
+        candidates = checkpoint_candidates(what, root=root)
+        errors: list[CheckpointError] = []
+        for stem in candidates:
+            try:
+                model, card = load_checkpoint(stem)
+                return cls(
+                    model, card=card, source=stem, backend=backend, device=device, threads=threads
+                )
+            except CheckpointError as exc:
+                if len(candidates) == 1:
+                    raise
+                errors.append(exc)
+                if stem != candidates[-1]:
+                    warnings.warn(
+                        f"skipping checkpoint {stem}: {exc}", CheckpointWarning, stacklevel=2
+                    )
+        raise CheckpointError(
+            f"no checkpoint found for {str(what)!r} could be loaded: "
+            + "; ".join(str(e) for e in errors)
+        )
 
     def __repr__(self) -> str:
         return f"EmotionModel({self.name!r}, backend={self.backend!r}, source={self.source!r})"
@@ -415,6 +454,10 @@ class EmotionModel:
 
         Returns:
             A :class:`Prediction`.
+
+        Raises:
+            ValueError: an empty picture, or a ``box`` that is empty or mostly outside it
+                (:func:`fercourse.preprocessing.check_box`).
         """
         face = preprocessing.prepare_face(image, box, channel_order=channel_order)
         return Prediction.from_probabilities(self.probabilities(face[None])[0])

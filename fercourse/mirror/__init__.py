@@ -5,7 +5,9 @@
 - :class:`FrameProcessor`: the per-frame work (detect, ``prepare_face``, classify, smooth);
 - :class:`FaceTracks`: per-face EMA of probabilities, faces matched across frames by IoU;
 - :func:`snapshot`, :func:`sample_photo`: the same pipeline on a still picture;
-- :func:`moving_frames`, :func:`browser_frame`: a webcam-like clip for the benchmark and tests.
+- :func:`moving_frames`, :func:`browser_frame`: a webcam-like clip for the benchmark and tests;
+- :func:`serve` / :class:`VoilaServer`: the mirror as a classroom page (Voila on localhost with a
+  random token; ``python -m fercourse mirror serve``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .app import (
 from .demo import browser_frame, moving_frames, sample_photo
 from .drawing import annotate, result_html
 from .pipeline import FaceResult, FrameProcessor, FrameResult, live_detector
+from .server import VoilaServer, serve
 from .smoothing import FaceTracks, Track
 from .tap import FrameTap
 
@@ -38,6 +41,7 @@ __all__ = [
     "Mirror",
     "Snapshot",
     "Track",
+    "VoilaServer",
     "annotate",
     "browser_frame",
     "decode_image",
@@ -48,5 +52,6 @@ __all__ = [
     "moving_frames",
     "result_html",
     "sample_photo",
+    "serve",
     "snapshot",
 ]

@@ -151,11 +151,18 @@ def load_run_file(path: str | Path) -> RunSpec:
         :func:`check_parameters`).
 
     Raises:
-        RunFileError: a malformed file, an unknown notebook or section name.
+        RunFileError: a malformed file, an unknown notebook or section name, a ``run_name`` that
+            is a path (``../x`` would write outside ``outputs/``), or a ``cell_timeout_s`` that
+            is not a number of seconds.
     """
     path = Path(path)
     raw = _load_merged(path)
     name = str(raw.get("run_name") or path.stem)
+    if "/" in name or "\\" in name or name.startswith(".") or not name.strip():
+        raise RunFileError(
+            f"{path}: run_name {name!r} must be a plain folder name (the run writes to "
+            f"outputs/<run_name>/), not a path"
+        )
     order = list(raw.get("order") or NOTEBOOKS)
     sections = raw.get("notebooks") or {}
     for label, value in (("parameters", raw.get("parameters")), ("models", raw.get("models"))):
@@ -176,6 +183,13 @@ def load_run_file(path: str | Path) -> RunSpec:
         parameters[nb] = params
     notebooks_dir = Path(raw.get("notebooks_dir") or PROJECT_ROOT / "notebooks")
     timeout = raw.get("cell_timeout_s")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+    ):
+        raise RunFileError(
+            f"{path}: cell_timeout_s must be a number of seconds above 0 (e.g. 3600) or null "
+            f"for no limit, got {timeout!r}"
+        )
     return RunSpec(
         name=name,
         file=path.resolve(),

@@ -57,8 +57,10 @@ def train_main(argv: list[str]) -> int:
     """``python -m fercourse train``: train one model, several, or all six.
 
     Each model gets its per-model defaults (``TrainConfig.for_model``), a run folder
-    ``<out>/<model>`` (resumed when it exists), and, unless ``--no-evaluate``, its best checkpoint
-    is scored on PrivateTest and PublicTest into that folder's ``metrics.json``.
+    ``<out>/<model>`` (resumed when it exists, with a line saying from where), and, unless
+    ``--no-evaluate``, its best checkpoint is scored on PrivateTest and PublicTest into that
+    folder's ``metrics.json``. Every ``--set`` value is checked by ``TrainConfig`` before any
+    data is loaded; one field set twice (``--epochs`` and ``--set epochs=``) is refused.
 
     Returns:
         0 when every model trained, 1 otherwise.
@@ -106,9 +108,15 @@ def train_main(argv: list[str]) -> int:
         model_kwargs = parse_overrides(args.model_set, check=None)
     except ValueError as exc:
         parser.error(str(exc))
+    _refuse_conflicts(parser, args.set, args.epochs)
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
     names = _model_names(args.model)
+    try:  # every value checked (TrainConfig's types and ranges) before any data is loaded
+        for name in names:
+            TrainConfig.for_model(name, preset=args.preset, **overrides)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.pretrained == "yes":
         from ..models import has_pretrained_weights
 
@@ -120,6 +128,8 @@ def train_main(argv: list[str]) -> int:
             )
 
     import fercourse as fc
+
+    from .state import ResumeError
 
     data = _load_data(args.data)
     root = Path(args.out) if args.out else outputs_dir() / "runs"
@@ -160,6 +170,9 @@ def train_main(argv: list[str]) -> int:
                 f"  {time.perf_counter() - started:.1f} s  -> {root / name / 'best.safetensors'}"
             )
             print(line, flush=True)
+        except ResumeError as err:  # another run in the folder: say how to proceed here
+            print(f"{name}: {err}", file=sys.stderr, flush=True)
+            failed.append(name)
         except Exception:  # keep training the other models; report at the end
             traceback.print_exc()
             failed.append(name)
@@ -167,6 +180,22 @@ def train_main(argv: list[str]) -> int:
         print(f"failed: {', '.join(failed)}")
         return 1
     return 0
+
+
+def _refuse_conflicts(
+    parser: argparse.ArgumentParser, pairs: list[str], epochs: int | None
+) -> None:
+    """Two flags setting one field: refused, naming both (neither silently wins)."""
+    seen: dict[str, str] = {}
+    for pair in pairs:
+        key = pair.partition("=")[0].strip().replace("-", "_")
+        if key in seen:
+            parser.error(f"--set {seen[key]} and --set {pair} both set {key}: give one")
+        seen[key] = pair
+    if epochs is not None and "epochs" in seen:
+        parser.error(
+            f"--epochs {epochs} and --set {seen['epochs']} both set the number of epochs: give one"
+        )
 
 
 def _run_dirs(args: argparse.Namespace) -> list[RunDir]:
@@ -217,7 +246,7 @@ def evaluate_main(argv: list[str]) -> int:
     (``val``, carved from Training).
 
     Returns:
-        0 on success.
+        0 on success, 1 when a checkpoint cannot be loaded (the message names the file).
     """
     parser = argparse.ArgumentParser(
         prog="python -m fercourse evaluate", description="Evaluate trained runs (fc.evaluate)."
@@ -238,6 +267,7 @@ def evaluate_main(argv: list[str]) -> int:
     parser.add_argument("--batch-size", type=int, default=256)
     args = parser.parse_args(argv)
 
+    from ..checkpoint import CheckpointError
     from ..evaluation import evaluate, evaluate_ensemble, fit_temperature
 
     splits = args.split or list(_REPORTED_SPLITS)
@@ -252,7 +282,11 @@ def evaluate_main(argv: list[str]) -> int:
         for ck in args.checkpoint or []:
             if RunDir(ck) == run_dir:
                 which = Path(ck).stem
-        run = run_dir.load(which)
+        try:
+            run = run_dir.load(which)
+        except CheckpointError as err:  # damaged weights or card: the message names the file
+            print(f"error: {err}", file=sys.stderr)
+            return 1
         split = _split_for(run.card, data)
         models.append(run.model)
         temperature = None

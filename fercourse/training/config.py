@@ -1,7 +1,10 @@
 """Training hyperparameters as one dataclass, with per-model defaults and presets.
 
 A :class:`TrainConfig` is plain data: it prints, compares and saves as JSON (``asdict``), so the
-``config.json`` next to every run says exactly how the weights were made. Introduced in
+``config.json`` next to every run says exactly how the weights were made. Every field is checked
+when a config is made, in one place (:meth:`TrainConfig.__post_init__`): its type, from the
+field's annotation (``int``, ``float``, ``bool``, ``str``, ``... | None``), then its range
+(:data:`RANGES`), so ``--set lr=abc`` says ``TrainConfig.lr must be a number, got 'abc'``. Introduced in
 ``notebooks/02_baseline.ipynb``; the transformer defaults are discussed in
 ``notebooks/05_hybrid.ipynb`` and ``notebooks/07_vit.ipynb``.
 """
@@ -11,6 +14,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
+import numbers
+import typing
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
@@ -19,6 +26,8 @@ SCHEDULERS = ("plateau", "cosine", "onecycle", "linear", "none")
 MONITORS = ("val_acc", "val_loss")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 PRESETS = ("full", "smoke", "class")
+AUGMENT_MODES = ("batch", "albumentations", None)
+DISTILL_MODES = ("hard", "soft")
 
 # What every model's recipe shares, per preset; each model registers what differs next to its
 # builder (``fc.models.register_model(..., recipes={...})``, see ``fc.models.model_info``).
@@ -172,42 +181,27 @@ class TrainConfig:
     """Fields that may differ when a run is resumed: they change speed, not the result."""
 
     def __post_init__(self) -> None:
+        # The one place where values are checked: types first (from the annotations), then the
+        # choices and ranges; every message names the field and the value.
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            setattr(self, f.name, _typed(f.name, getattr(self, f.name), hints[f.name]))
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("scheduler", self.scheduler, SCHEDULERS)
         _check_choice("monitor", self.monitor, MONITORS)
         _check_choice("amp", self.amp, AMP_MODES)
         _check_choice("preset", self.preset, PRESETS)
-        _check_choice("distill", self.distill, ("hard", "soft"))
-        if not 0.0 <= self.distill_alpha <= 1.0 or self.distill_tau <= 0:
-            raise ValueError(
-                "TrainConfig.distill_alpha must be in [0, 1] and distill_tau positive, got "
-                f"{self.distill_alpha} and {self.distill_tau}"
-            )
+        _check_choice("augment", self.augment, AUGMENT_MODES)
+        _check_choice("distill", self.distill, DISTILL_MODES)
         if self.channels_last not in (True, False, "auto"):
             raise ValueError(
-                f"channels_last must be True, False or 'auto', not {self.channels_last!r}"
+                f"TrainConfig.channels_last must be true, false or 'auto', "
+                f"got {self.channels_last!r}"
             )
-        for name in ("epochs", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(
-                    f"TrainConfig.{name} must be at least 1, got {getattr(self, name)}"
-                )
-        if self.budget_minutes is not None and self.budget_minutes <= 0:
-            raise ValueError(
-                f"TrainConfig.budget_minutes must be positive or None, got {self.budget_minutes}"
-            )
-        if self.lr <= 0:
-            raise ValueError(f"TrainConfig.lr must be positive, got {self.lr}")
-        if self.ema is not None and not 0.0 < self.ema < 1.0:
-            raise ValueError(f"TrainConfig.ema must be a decay in (0, 1) or None, got {self.ema}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(
-                f"TrainConfig.label_smoothing must be in [0, 1), got {self.label_smoothing}"
-            )
-        if self.warmup_epochs < 0 or self.patience < 0 or (self.checkpoint_every_steps or 0) < 0:
-            raise ValueError(
-                "warmup_epochs, patience and checkpoint_every_steps cannot be negative"
-            )
+        for name, (ok, allowed) in RANGES.items():
+            value = getattr(self, name)
+            if value is not None and not ok(value):
+                raise ValueError(f"TrainConfig.{name} must be {allowed}, got {value!r}")
 
     @classmethod
     def for_model(cls, name: str, preset: str = "full", **overrides: Any) -> TrainConfig:
@@ -330,6 +324,73 @@ def parse_overrides(
     return out
 
 
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "epochs": (lambda v: v >= 1, "at least 1"),
+    "batch_size": (lambda v: v >= 1, "at least 1"),
+    "lr": (lambda v: v > 0, "positive"),
+    "weight_decay": (lambda v: v >= 0, "0 or more"),
+    "momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "warmup_epochs": (lambda v: v >= 0, "0 or more"),
+    "min_lr_factor": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "patience": (lambda v: v >= 0, "0 or more (0: no early stopping)"),
+    "min_delta": (lambda v: v >= 0, "0 or more"),
+    "plateau_factor": (lambda v: 0 < v < 1, "in (0, 1)"),
+    "plateau_patience": (lambda v: v >= 0, "0 or more"),
+    "label_smoothing": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "ema": (lambda v: 0 < v < 1, "a decay in (0, 1) or None"),
+    "mixup_alpha": (lambda v: v >= 0, "0 or more (0: off)"),
+    "cutmix_alpha": (lambda v: v >= 0, "0 or more (0: off)"),
+    "num_workers": (lambda v: v >= 0, "0 or more"),
+    "grad_clip": (lambda v: v > 0, "positive or None"),
+    "max_train_samples": (lambda v: v >= 1, "at least 1 or None (all)"),
+    "max_val_samples": (lambda v: v >= 1, "at least 1 or None (all)"),
+    "checkpoint_every_steps": (lambda v: v >= 0, "0 or more, or None"),
+    "seed": (lambda v: v >= 0, "0 or more"),
+    "budget_minutes": (lambda v: v > 0, "positive, or None (no budget)"),
+    "distill_alpha": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "distill_tau": (lambda v: v > 0, "positive"),
+}
+"""Field -> (test, what the message says is allowed); checked after the types, None passes."""
+
+_KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _typed(name: str, value: Any, hint: Any) -> Any:
+    """``value`` checked against the field's annotation (ints become floats for float fields).
+
+    bool is not an int here (``epochs=True`` is refused), a float is not an int (``8.5`` and
+    ``8.0`` are refused for ``batch_size``), and a string is never converted: ``"yes"`` is not a
+    bool and ``"1e-4"`` is not a number (:func:`parse_overrides` reads command-line text).
+    """
+    kinds = typing.get_args(hint) or (hint,)
+    for kind in kinds:
+        if kind is type(None) and value is None:
+            return None
+        if kind is bool and isinstance(value, bool):
+            return value
+        if kind is int and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return int(value)
+        if kind is float and isinstance(value, numbers.Real) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ValueError(f"TrainConfig.{name} must be a finite number, got {value!r}")
+            return float(value)
+        if kind is str and isinstance(value, str):
+            return value
+    wanted = " or ".join(_KIND_NAMES.get(k, "None") for k in kinds)
+    note = ""
+    if isinstance(value, str) and _looks_numeric(value):
+        note = " (a string: give it as a number, without quotes)"
+    raise ValueError(f"TrainConfig.{name} must be {wanted}, got {value!r}{note}")
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str | None, ...]) -> None:
     if value not in choices:
-        raise ValueError(f"TrainConfig.{name} must be one of {', '.join(choices)}; got {value!r}")
+        shown = ", ".join("None" if c is None else c for c in choices)
+        raise ValueError(f"TrainConfig.{name} must be one of {shown}; got {value!r}")

@@ -41,6 +41,7 @@ from .state import (
     check_same_run,
     cpu_state,
     load_train_state,
+    resume_message,
     rng_state,
     save_train_state,
     set_rng_state,
@@ -57,6 +58,9 @@ DEFAULT_CHECKPOINT_STEPS_CPU = 200
 
 SELECTED_ON = "val"
 """Where fercourse picks the best epoch: ``val``, carved from Training (never a test split)."""
+
+RESTART = "resume=False, or --no-resume on the command line,"
+"""How a resumed run's message says to start afresh instead."""
 
 BUDGET_TOLERANCE = 0.02
 """A budgeted run stops before an epoch that would end more than 2% past its budget."""
@@ -171,6 +175,7 @@ class _Fit:
                 self.config.differences(state.get("config", {})),
                 self.run_dir.state_file,
             )
+            print(resume_message(self.run_dir.state_file, state, restart=RESTART), flush=True)
             if state.get("finished"):
                 self.history = History.from_dict(state["history"])
                 return self._finish()
@@ -555,11 +560,6 @@ class _Fit:
         self.global_step = int(state["global_step"])
         self.tally = EpochTally.from_state(state["tally"])
         self.saved_rng = state["rng"]
-        print(
-            f"[{self.name}] resuming {self.run_dir.state_file}: epoch {self.epoch + 1}, step "
-            f"{self.step_in_epoch} of {len(self.loaders.train)} ({self.epoch} epochs done)",
-            flush=True,
-        )
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:

@@ -29,6 +29,7 @@ __all__ = [
     "check_same_run",
     "cpu_state",
     "load_train_state",
+    "resume_message",
     "rng_state",
     "save_train_state",
     "set_rng_state",
@@ -135,6 +136,11 @@ def check_same_run(
         "that run) or choose another out_dir / --out"
     )
     for key in IDENTITY_KEYS:
+        if key == "init" and state.get(key) != identity[key]:
+            raise ResumeError(
+                f"{where} started from {state.get(key)!r}, this model from {identity[key]!r}; "
+                f"{hint}"
+            )
         if state.get(key) != identity[key]:
             raise ResumeError(
                 f"{where} belongs to another run: {key} is {state.get(key)!r} there, "
@@ -145,3 +151,38 @@ def check_same_run(
             f"{k}: {old!r} there, {new!r} here" for k, (old, new) in config_differences.items()
         )
         raise ResumeError(f"{where} was trained with another config ({shown}); {hint}")
+
+
+def resume_message(
+    state_path: str | Path, state: dict[str, Any], *, restart: str = "resume=False"
+) -> str:
+    """One line saying that a run is resumed, from which file and which epoch and step.
+
+    Args:
+        state_path: the ``train_state.pt`` being resumed.
+        state: its content (:func:`fercourse.training.load_train_state`).
+        restart: how the reader starts afresh instead (``"resume=False"`` for ``fit``,
+            ``"--no-resume"`` on the command line).
+
+    Returns:
+        e.g. ``"baseline_cnn: resuming from outputs/runs/baseline_cnn/train_state.pt: 3/10
+        epochs done, continuing at epoch 4, step 120 (pass resume=False to start afresh)"``.
+    """
+    name = state.get("model", "run")
+    epochs = state.get("config", {}).get("epochs")
+    done = int(state.get("epoch", 0))
+    of = f"/{epochs}" if epochs else ""
+    if state.get("finished"):
+        return (
+            f"{name}: {state_path} holds a finished run ({done}{of} epochs): nothing to train, "
+            f"its best checkpoint is used (pass {restart} to train it again)"
+        )
+    step = int(state.get("step_in_epoch", 0))
+    if epochs and done >= epochs:
+        at = "the end (every epoch done)"
+    else:
+        at = f"epoch {done + 1}, step {step}" if step else f"epoch {done + 1}"
+    return (
+        f"{name}: resuming from {state_path}: {done}{of} epochs done, continuing at {at} "
+        f"(pass {restart} to start afresh)"
+    )
