@@ -28,7 +28,16 @@ from . import checkpoint as ckpt
 from .history import HISTORY_CSV, HISTORY_JSON, History
 from .utils import atomic_write_json, outputs_dir
 
-__all__ = ["BEST", "LAST", "METRICS_FILE", "RunDir", "default_run_dir", "find_runs"]
+__all__ = [
+    "BEST",
+    "LAST",
+    "METRICS_FILE",
+    "Run",
+    "RunDir",
+    "course_runs",
+    "default_run_dir",
+    "find_runs",
+]
 
 BEST, LAST = "best", "last"
 """The two checkpoints of a run: the best validation epoch, and the latest epoch."""
@@ -115,9 +124,7 @@ class RunDir:
 
     def config(self) -> dict[str, Any]:
         """``config.json`` (empty when the run has none yet)."""
-        if not self.config_file.is_file():
-            return {}
-        return json.loads(self.config_file.read_text(encoding="utf-8"))
+        return _read_json(self.config_file)
 
     def history(self) -> History | None:
         """The per-epoch history, or ``None`` when the folder has none."""
@@ -125,9 +132,7 @@ class RunDir:
 
     def metrics(self) -> dict[str, Any]:
         """``metrics.json``: test scores by key (``"PrivateTest"``, ``"PrivateTest+flip"``...)."""
-        if not self.metrics_file.is_file():
-            return {}
-        return json.loads(self.metrics_file.read_text(encoding="utf-8"))
+        return _read_json(self.metrics_file)
 
     @property
     def model_name(self) -> str:
@@ -193,6 +198,16 @@ class Run:
     path: Path
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    """A run file as a dict: ``{}`` when it does not exist, a clear error when it is not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); re-run what wrote it") from err
+
+
 def card_val_accuracy(card: dict[str, Any]) -> float | None:
     """The validation accuracy a checkpoint card records (``card["metrics"]["val_acc"]``)."""
     value = (card.get("metrics") or {}).get("val_acc")
@@ -234,3 +249,22 @@ def find_runs(root: str | Path | None = None, *, model: str | None = None) -> li
         acc = card_val_accuracy(card)
         found.append(((card_synthetic(card), -1.0 if acc is None else -acc, str(run.path)), run))
     return [run for _, run in sorted(found, key=lambda t: t[0])]
+
+
+def course_runs(run_dir: str | Path) -> list[RunDir]:
+    """The model folders of one course run (``outputs/<run>/<model>/``), in the course's order.
+
+    The runs :func:`find_runs` finds directly inside ``run_dir``, ordered as the course
+    introduces the models (``fc.models.list_models()``), other folders after them by name.
+    """
+    from .models import list_models
+
+    run_dir = Path(run_dir)
+    order = list_models()
+    inside = [r for r in find_runs(run_dir) if r.path.parent == run_dir]
+
+    def place(run: RunDir) -> tuple[int, str]:
+        name = run.path.name
+        return (order.index(name) if name in order else len(order), name)
+
+    return sorted(inside, key=place)

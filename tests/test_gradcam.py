@@ -14,14 +14,7 @@ import torch
 import fercourse as fc
 from fercourse.models.layers import tokens_to_map
 
-NAMES = (
-    "baseline_cnn",
-    "attention_cnn",
-    "multiscale",
-    "hybrid_transformer",
-    "specialists",
-    "vit_tiny",
-)
+NAMES = tuple(fc.models.list_models())  # every registered model, in the course's order
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,7 @@ import fercourse as fc
 from fercourse.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from fercourse.models import vit_tiny as vit_module
 
-NAMES = (
-    "baseline_cnn",
-    "attention_cnn",
-    "multiscale",
-    "hybrid_transformer",
-    "specialists",
-    "vit_tiny",
-)
+NAMES = tuple(fc.models.list_models())  # every registered model, in the course's order
 
 # Parameter counts of the original project; each model stays within +-20% of its target.
 TARGET_PARAMS = {
@@ -294,22 +287,6 @@ def test_vit_offline_without_weights_fails_fast(tmp_path, monkeypatch):
     assert "HF_HUB_OFFLINE" in message
     assert vit_module.HF_WEIGHTS in message and "model.safetensors" in message
     assert vit_module.WEIGHTS_ENV in message and "weights_path=" in message
-
-
-def test_vit_unreachable_hub_fails_fast(tmp_path, monkeypatch):
-    from huggingface_hub import constants
-
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens
-    monkeypatch.delenv(vit_module.WEIGHTS_ENV, raising=False)
-    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    start = time.perf_counter()
-    with pytest.raises(RuntimeError, match=r"127\.0\.0\.1:9 cannot be reached"):
-        fc.models.create_model("vit_tiny", pretrained=True)
-    assert time.perf_counter() - start < 5
 
 
 def test_vit_weights_path_errors(tmp_path):

@@ -209,10 +209,12 @@ def test_check_answer(capsys):
         fc.runs.check_answer("sad", "happy", hint="look again")
 
 
-def test_resolve_pretrained_falls_back_to_scratch_offline(monkeypatch, capsys):
+def test_resolve_pretrained_falls_back_to_scratch_offline(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("FERCOURSE_VIT_WEIGHTS", raising=False)
-    monkeypatch.setattr("fercourse.models.vit_tiny._cached_hub_file", lambda: None)
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     assert fc.runs.resolve_pretrained("auto") is False
     assert "FROM SCRATCH" in capsys.readouterr().out
     assert fc.runs.resolve_pretrained("no") is False

@@ -429,3 +429,139 @@ def test_config_types_are_normalised():
     config = TrainConfig(lr=1, grad_clip=2, ema=None, channels_last=True)
     assert (type(config.lr), config.grad_clip, config.channels_last) == (float, 2.0, True)
     assert TrainConfig.from_dict(config.to_dict()) == config
+
+
+# ---------------------------------------------------------------------------------------------
+# A seventh model: one file, no other edit
+# ---------------------------------------------------------------------------------------------
+
+_SEVENTH = '''
+from torch import nn
+
+import fercourse as fc
+
+
+@fc.models.register_model(
+    name="tiny_mlp",
+    notebook=None,
+    recipes={"smoke": {"lr": 1e-3, "max_train_samples": 32, "max_val_samples": 16}},
+)
+class TinyMLP(fc.models.FERModel):
+    """A model registered from outside the package, with its recipe next to it."""
+
+    def __init__(self, *, hidden: int = 16) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(48 * 48, hidden), nn.ReLU())
+        self.head = nn.Linear(hidden, fc.NUM_CLASSES)
+
+    def forward_features(self, x):
+        return self.body(x)
+
+    def forward_head(self, features):
+        return self.head(features)
+
+    def gradcam_target_layer(self):
+        return self.body[1]
+'''
+
+
+def test_a_seventh_model_in_its_own_module_trains_through_fit(faces, tmp_path, monkeypatch):
+    (tmp_path / "seventh_model.py").write_text(_SEVENTH)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    importlib.import_module("seventh_model")
+    try:
+        assert "tiny_mlp" in fc.models.list_models()
+        config = TrainConfig.for_model("tiny_mlp", preset="smoke", epochs=1, batch_size=32)
+        assert (config.lr, config.max_train_samples) == (1e-3, 32)
+        model = fc.models.create_model("tiny_mlp", hidden=8)
+        history = fit(model, faces, config, out_dir=tmp_path / "run", progress=False)
+        assert len(history) == 1 and history.finished
+        run = fc.rundir.RunDir(tmp_path / "run")
+        assert run.model_name == "tiny_mlp" and run.load().model.model_kwargs == {"hidden": 8}
+    finally:
+        fc.models.unregister_model("tiny_mlp")
+        sys.modules.pop("seventh_model", None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Budgeted training
+# ---------------------------------------------------------------------------------------------
+
+
+def _budget_config(minutes: float) -> TrainConfig:
+    return TrainConfig.for_model(
+        "baseline_cnn",
+        preset="smoke",
+        budget_minutes=minutes,
+        epochs=100,
+        batch_size=16,
+        max_train_samples=160,
+        max_val_samples=32,
+        checkpoint_every_steps=4,
+        scheduler="linear",
+    )
+
+
+def test_a_budgeted_run_ends_on_time_with_its_schedule_at_zero(faces, tmp_path):
+    budget = 0.5  # minutes
+    model = fc.models.create_model("baseline_cnn", **TINY)
+    started = time.perf_counter()
+    history = fit(model, faces, _budget_config(budget), out_dir=tmp_path / "run", progress=False)
+    elapsed = time.perf_counter() - started
+    assert elapsed <= budget * 60 * 1.10, elapsed  # the budget, plus a small tolerance
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    plan = config["budget"]
+    assert plan["budget_s"] == 30.0 and plan["epochs"] >= 2
+    assert plan["steps"] == plan["epochs"] * 10  # 160 faces / batch 16
+    # The schedule was sized to the epochs that fit, and it finished: the rate is back at zero.
+    assert len(history) == plan["epochs"] and not history.stopped_early
+    assert history.last["lr"] == 0.0
+
+
+_BUDGET_WORKER = textwrap.dedent(
+    """
+    import sys
+    import torch
+    import fercourse as fc
+
+    out, split_path = sys.argv[1], sys.argv[2]
+    torch.set_num_threads(1)
+    data = fc.data.make_synthetic_faces(n=400, seed=0)
+    split = fc.data.make_split(data, path=split_path)
+    model = fc.models.create_model("baseline_cnn", width=8, hidden=32)
+    config = fc.TrainConfig.for_model(
+        "baseline_cnn", preset="smoke", budget_minutes=0.4, epochs=100, batch_size=16,
+        max_train_samples=160, max_val_samples=32, checkpoint_every_steps=4, scheduler="linear",
+    )
+    fc.fit(model, data, config, split=split, out_dir=out, progress=False)
+    """
+)
+
+
+def test_a_budgeted_run_resumes_with_the_same_schedule(faces, tmp_path):
+    out, split_path = tmp_path / "run", tmp_path / "split.json"
+    split = fc.data.make_split(faces, path=split_path)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", _BUDGET_WORKER, str(out), str(split_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill it once it has finished an epoch
+        state = load_train_state(out) if (out / "train_state.pt").is_file() else None
+        if state is not None and state["epoch"] >= 1:
+            break
+        time.sleep(0.2)
+    worker.kill()
+    worker.communicate(timeout=60)
+    state = load_train_state(out)
+    assert not state["finished"], "the run ended before it could be interrupted"
+    planned = json.loads((out / "config.json").read_text())["budget"]
+
+    model = fc.models.create_model("baseline_cnn", **TINY)
+    history = fit(model, faces, _budget_config(0.4), split=split, out_dir=out, progress=False)
+    # The resumed run kept the plan it measured (it did not measure again) and finished it.
+    assert json.loads((out / "config.json").read_text())["budget"] == planned
+    assert len(history) == planned["epochs"] and history.last["lr"] == 0.0

@@ -21,7 +21,6 @@ checkpoint found by a search (``"auto"``, a name, a folder) is damaged, ``load``
 from __future__ import annotations
 
 import html
-import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ import torch
 from .. import preprocessing
 from ..checkpoint import CheckpointError, card_temperature, load_checkpoint
 from ..labels import EMOJI, EMOTIONS
+from ..rundir import card_synthetic, card_val_accuracy, find_runs
 from ..utils import outputs_dir
 
 DEFAULT_MODEL_STEM: Path = Path(__file__).resolve().parent / "default_model" / "model"
@@ -150,64 +150,31 @@ class CheckpointInfo:
         return f"{self.model} ({self.run}, {acc}{data})"
 
 
-# Keys under which a card may record validation accuracy, most specific first.
-_VAL_KEYS = ("val_accuracy", "val_acc", "best_val_accuracy", "accuracy")
-
-
-def card_val_accuracy(card: dict[str, Any]) -> float | None:
-    """The validation accuracy a checkpoint card records, as a fraction in [0, 1], or ``None``."""
-    places = [card.get("metrics"), card.get("val"), card.get("val_metrics"), card]
-    for place in places:
-        if not isinstance(place, dict):
-            continue
-        for key in _VAL_KEYS:
-            value = place.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                value = float(value)
-                return value / 100.0 if value > 1.0 else value  # some logs store percent
-    return None
-
-
-def find_checkpoints(
-    root: str | Path | None = None, *, pattern: str = "**/best.json"
-) -> list[CheckpointInfo]:
-    """Every trained checkpoint under ``root``, best validation accuracy first.
+def find_checkpoints(root: str | Path | None = None) -> list[CheckpointInfo]:
+    """Every trained checkpoint under ``root``, ranked as :func:`fercourse.rundir.find_runs` does.
 
     Args:
         root: folder to search (default :func:`fercourse.utils.outputs_dir`).
-        pattern: which cards to list; training writes ``best.json`` next to ``best.safetensors``.
 
     Returns:
-        One :class:`CheckpointInfo` per card whose weights exist; unreadable cards are skipped.
-        Checkpoints trained on FER2013 come before those trained on the synthetic stand-in
-        faces (whose validation accuracy says nothing about real faces), then by accuracy.
+        One :class:`CheckpointInfo` per run folder with a complete best checkpoint: trained on
+        FER2013 before trained on the synthetic stand-in faces (whose validation accuracy says
+        nothing about real faces), then by validation accuracy.
     """
     root = Path(root) if root is not None else outputs_dir()
-    if not root.is_dir():
-        return []
     found = []
-    for card_path in sorted(root.glob(pattern)):
-        stem = card_path.with_suffix("")
-        if not stem.with_suffix(".safetensors").is_file():
-            continue
-        try:
-            card = json.loads(card_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue
-        if not isinstance(card, dict) or "model" not in card:
-            continue
-        run = card_path.parent.relative_to(root).as_posix()
-        data = card.get("data") if isinstance(card.get("data"), dict) else {}
-        synthetic = bool(data.get("synthetic", False))
+    for run in find_runs(root):
+        card = run.card()
         found.append(
-            CheckpointInfo(stem, str(card["model"]), card_val_accuracy(card), run, synthetic)
+            CheckpointInfo(
+                path=run.checkpoint(),
+                model=str(card["model"]),
+                val_accuracy=card_val_accuracy(card),
+                run=run.path.relative_to(root).as_posix(),
+                synthetic=card_synthetic(card),
+            )
         )
-
-    def rank(c: CheckpointInfo) -> tuple[bool, float]:
-        # FER2013-trained first, then by accuracy; cards without one last. Ties keep path order.
-        return (not c.synthetic, -1.0 if c.val_accuracy is None else c.val_accuracy)
-
-    return sorted(found, key=rank, reverse=True)
+    return found
 
 
 def default_checkpoint() -> Path | None:
@@ -269,7 +236,7 @@ def checkpoint_candidates(
         found = find_checkpoints(path)
         if found:
             return [c.path for c in found]
-        raise NoModelError(f"no checkpoint (best.json) under {path}: {TRAIN_HINT}")
+        raise NoModelError(f"no trained run (a best checkpoint) under {path}: {TRAIN_HINT}")
     looks_like_path = "/" in text or "\\" in text or path.suffix != ""
     if not looks_like_path:
         found = [c for c in find_checkpoints(where) if c.model == text]

@@ -22,8 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .runfile import MODEL_NOTEBOOKS
-from .summary import _read_json
+from ..rundir import course_runs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -106,22 +105,15 @@ def collect_results(
     """
     from ..data import make_split
     from ..evaluation import evaluate
-    from ..training import load_run
 
-    run_dir = Path(run_dir)
-    order = list(MODEL_NOTEBOOKS.values())  # the course's order of the models
-    dirs = sorted(
-        (p.parent for p in run_dir.glob("*/best.json")),
-        key=lambda d: (order.index(d.name) if d.name in order else len(order), d.name),
-    )
+    dirs = course_runs(run_dir)
     if not dirs:
-        raise FileNotFoundError(f"no trained run (*/best.json) under {run_dir}")
+        raise FileNotFoundError(f"no trained run (a best checkpoint) under {run_dir}")
     rows = []
     for folder in dirs:
-        run = load_run(folder, "best")
-        card = _read_json(folder / "best.json")
-        config = _read_json(folder / "config.json")
-        history = _read_json(folder / "history.json")
+        run = folder.load()
+        card, config, history = run.card, folder.config(), folder.history()
+        history = history.to_dict() if history is not None else {}
         seed = int(card["config"]["seed"])
         split = make_split(data, seed=seed)
         _check_split(card, split, folder, "is this the data the run was trained on?")
@@ -135,7 +127,7 @@ def collect_results(
                     split_obj=split,
                     tta=tta,
                     device=device,
-                    save_to=folder if save else None,
+                    save_to=folder.path if save else None,
                 )
                 key = split_name if tta is None else f"{split_name}+{tta}"
                 scores[key] = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "n": m["n"]}
@@ -275,12 +267,13 @@ def collect_ensemble(
     from ..checkpoint import load_checkpoint
     from ..evaluation import evaluate_ensemble
 
-    stems = [p.with_suffix("") for p in sorted(Path(run_dir).glob("*/best.json"))]
+    found = course_runs(run_dir)
     if runs is not None:
-        missing = sorted(set(runs) - {stem.parent.name for stem in stems})
+        missing = sorted(set(runs) - {run.path.name for run in found})
         if missing:
             raise FileNotFoundError(f"no run of {', '.join(missing)} under {run_dir}")
-        stems = [stem for stem in stems if stem.parent.name in runs]
+        found = [run for run in found if run.path.name in runs]
+    stems = [run.checkpoint() for run in found]
     stems += [Path(m) for m in members]
     models, cards = [], []
     for stem in stems:
@@ -322,17 +315,16 @@ def choose_ensemble(
     import numpy as np
 
     from ..evaluation import predict_proba
-    from ..training import load_run
 
-    folders = sorted(p.parent for p in Path(run_dir).glob("*/best.json"))
+    folders = course_runs(run_dir)
     if len(folders) < 2:
         return [], []
-    split = _ensemble_split([(_read_json(f / "best.json"), f) for f in folders], data)
+    split = _ensemble_split([(f.card(), f.path) for f in folders], data)
     labels = np.asarray(data.labels)[split.val]
     probs = {}
     for folder in folders:
-        model = load_run(folder, "best").model
-        probs[folder.name] = predict_proba(model, data.images[split.val], device=device)
+        model = folder.load().model
+        probs[folder.path.name] = predict_proba(model, data.images[split.val], device=device)
     scored = []
     for size in range(2, len(folders) + 1):
         for subset in itertools.combinations(sorted(probs), size):

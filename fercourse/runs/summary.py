@@ -1,13 +1,12 @@
 """Collect a run's results for ``notebooks/08_compare.ipynb``: one row per trained model.
 
 Everything is read from the files the model notebooks saved under ``outputs/<run>/<model>/``
-(``metrics.json``, the ``best.json`` checkpoint card, ``history.json``, ``config.json``); the
-executed notebooks are never parsed. Introduced in ``notebooks/08_compare.ipynb``.
+through :class:`fercourse.rundir.RunDir` (test scores, the best checkpoint's card, history and
+config); the executed notebooks are never parsed. Introduced in ``notebooks/08_compare.ipynb``.
 """
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from pathlib import Path
@@ -15,32 +14,22 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .runfile import MODEL_NOTEBOOKS
+from ..rundir import RunDir, course_runs
 
 if TYPE_CHECKING:
     import pandas as pd
     from torch import nn
 
-_NOTEBOOK_OF = {model: nb for nb, model in MODEL_NOTEBOOKS.items()}
+
+def model_dirs(run_dir: str | Path) -> list[RunDir]:
+    """The model folders of a run that were scored (a ``metrics.json``), in the course's order."""
+    return [run for run in course_runs(run_dir) if run.metrics_file.is_file()]
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except json.JSONDecodeError as err:
-        raise ValueError(
-            f"{path} is not valid JSON ({err}); re-run the notebook that wrote it"
-        ) from err
+def _notebook_of(model: str) -> str:
+    from ..models import list_models, model_info
 
-
-def model_dirs(run_dir: str | Path) -> list[Path]:
-    """The model folders of a run (a checkpoint and a ``metrics.json``), in the course's order."""
-    run_dir = Path(run_dir)
-    found = [p.parent for p in run_dir.glob("*/metrics.json") if (p.parent / "best.json").is_file()]
-    order = list(_NOTEBOOK_OF)
-    return sorted(found, key=lambda p: (order.index(p.name) if p.name in order else 99, p.name))
+    return (model_info(model).notebook or "") if model in list_models() else ""
 
 
 def load_trained_models(run_dir: str | Path, which: str = "best") -> dict[str, nn.Module]:
@@ -53,9 +42,7 @@ def load_trained_models(run_dir: str | Path, which: str = "best") -> dict[str, n
     Returns:
         Folder name (e.g. ``"baseline_cnn"``) -> model, in the course's order.
     """
-    from ..training import load_run
-
-    return {d.name: load_run(d, which).model for d in model_dirs(run_dir)}
+    return {d.path.name: d.load(which).model for d in model_dirs(run_dir)}
 
 
 def cpu_latency_ms(
@@ -132,33 +119,32 @@ def summarize_runs(
         )
     rows = []
     for d in dirs:
-        metrics = _read_json(d / "metrics.json")
+        metrics = d.metrics()
         if split not in metrics:
-            raise KeyError(f"{d / 'metrics.json'} has no {split!r} entry (it has {list(metrics)})")
+            raise KeyError(f"{d.metrics_file} has no {split!r} entry (it has {list(metrics)})")
         m = metrics[split]
-        card = _read_json(d / "best.json")
-        history = _read_json(d / "history.json")
-        config = _read_json(d / "config.json")
-        epochs = history.get("epochs", [])
+        card, history, config = d.card(), d.history(), d.config()
+        epochs = history.epochs if history is not None else []
+        name = d.path.name
         row = {
-            "model": d.name,
-            "notebook": _NOTEBOOK_OF.get(d.name, ""),
+            "model": name,
+            "notebook": _notebook_of(name),
             "accuracy": m["accuracy"],
             "macro_f1": m["macro_f1"],
             "majority_baseline": m.get("majority_baseline"),
             "n_test": m.get("n"),
             "params_m": round(card.get("num_parameters", 0) / 1e6, 3),
             "epochs": len(epochs),
-            "best_epoch": history.get("best_epoch"),
+            "best_epoch": history.best_epoch if history is not None else None,
             "train_min": round(sum(e.get("seconds", 0.0) for e in epochs) / 60, 2),
-            "preset": config.get("config", config).get("preset", ""),
+            "preset": config.get("config", {}).get("preset", ""),
             "synthetic": bool(m.get("data", {}).get("synthetic", False)),
         }
-        if models is not None and d.name in models:
+        if models is not None and name in models:
             from ..models import count_flops
 
-            row["gflops"] = round(count_flops(models[d.name]) / 1e9, 3)
-            row["cpu_ms"] = round(cpu_latency_ms(models[d.name], repeats=latency_repeats), 2)
+            row["gflops"] = round(count_flops(models[name]) / 1e9, 3)
+            row["cpu_ms"] = round(cpu_latency_ms(models[name], repeats=latency_repeats), 2)
         rows.append(row)
     table = pd.DataFrame(rows).set_index("model")
     return table.sort_values("accuracy", ascending=False)
@@ -169,7 +155,7 @@ def load_metrics(run_dir: str | Path, *, split: str = "PrivateTest") -> dict[str
 
     This is what ``fc.explain.plot_per_class`` takes to compare several models side by side.
     """
-    return {d.name: _read_json(d / "metrics.json")[split] for d in model_dirs(run_dir)}
+    return {d.path.name: d.metrics()[split] for d in model_dirs(run_dir)}
 
 
 ANCHORS: dict[str, float] = {

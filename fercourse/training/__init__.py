@@ -4,7 +4,8 @@ The pieces, from the smallest up (each its own module):
 
 - ``steps.py``: :func:`train_step` (forward, loss, ``zero_grad``, ``backward``, ``step``),
   :func:`train_one_epoch` and :func:`evaluate_epoch`, returning plain numbers;
-- ``schedule.py``: warm-up and learning-rate schedules, early stopping, time budgets;
+- ``schedule.py``: warm-up and learning-rate schedules, early stopping;
+- ``budget.py``: training for a wall-clock budget (measure, plan the epochs, keep to the plan);
 - ``distill.py``: DeiT-style distillation from a teacher;
 - ``state.py``: resume and random-generator state;
 - ``fit.py``: :func:`fit`, a short loop over the epoch functions plus checkpoints, resume,
@@ -20,10 +21,11 @@ from pathlib import Path
 
 from ..history import History
 from ..rundir import Run, RunDir, default_run_dir, find_runs
+from .budget import BudgetPlan, measure_throughput, plan_budget
 from .config import PRESETS, TrainConfig, parse_overrides
 from .distill import DistillationLoss, load_teacher
 from .fit import fit, make_optimizer
-from .schedule import BudgetPlan, EarlyStopping, Schedule, plan_budget
+from .schedule import EarlyStopping, Schedule
 from .state import ResumeError, load_train_state
 from .steps import EpochTally, evaluate_epoch, train_one_epoch, train_step
 
@@ -61,6 +63,7 @@ __all__ = [
     "load_teacher",
     "load_train_state",
     "make_optimizer",
+    "measure_throughput",
     "parse_overrides",
     "plan_budget",
     "train_one_epoch",

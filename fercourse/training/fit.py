@@ -12,11 +12,10 @@ run that was never interrupted. Introduced in ``notebooks/02_baseline.ipynb``.
 
 from __future__ import annotations
 
-import copy
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,8 +34,9 @@ from ..utils import (
     seed_everything,
     set_determinism,
 )
+from .budget import BudgetClock, BudgetPlan, measure_throughput, plan_budget
 from .config import TrainConfig
-from .schedule import BudgetPlan, EarlyStopping, Schedule, plan_budget
+from .schedule import EarlyStopping, Schedule
 from .state import (
     check_same_run,
     cpu_state,
@@ -46,7 +46,7 @@ from .state import (
     save_train_state,
     set_rng_state,
 )
-from .steps import EpochTally, evaluate_epoch, train_one_epoch, train_step
+from .steps import EpochTally, evaluate_epoch, train_one_epoch
 
 if TYPE_CHECKING:
     from ..data import FER2013, Split
@@ -61,9 +61,6 @@ SELECTED_ON = "val"
 
 RESTART = "resume=False, or --no-resume on the command line,"
 """How a resumed run's message says to start afresh instead."""
-
-BUDGET_TOLERANCE = 0.02
-"""A budgeted run stops before an epoch that would end more than 2% past its budget."""
 
 
 def fit(
@@ -160,8 +157,8 @@ class _Fit:
         }
         self.history = History(model=self.name, monitor=config.monitor)
         self.started = time.perf_counter()
-        self.spent_before = 0.0  # budget seconds used before a resume
         self.plan: BudgetPlan | None = None
+        self.clock: BudgetClock | None = None
         self.teacher: nn.Module | None = None
 
     # ---- the run -----------------------------------------------------------------------------
@@ -281,6 +278,8 @@ class _Fit:
             while self.epoch < self.epochs and not self.stopper.should_stop:
                 if self._out_of_budget():
                     break
+                if self.clock is not None:
+                    self.clock.start_epoch()
                 train = train_one_epoch(
                     self.forward,
                     self._epoch_batches(tqdm),
@@ -297,6 +296,8 @@ class _Fit:
                     after_step=self._after_step,
                 )
                 row, improved = self._end_epoch(train)
+                if self.clock is not None:
+                    self.clock.end_epoch()
                 bar.update(1)
                 bar.set_postfix(
                     loss=f"{row['train_loss']:.3f}", val_acc=f"{row['val_acc']:.3f}", refresh=False
@@ -393,79 +394,42 @@ class _Fit:
         if self.config.budget_minutes is None:
             return None
         if state is not None and state.get("budget_plan"):
-            self.spent_before = float(state.get("budget_spent_s", 0.0))
-            return BudgetPlan(**state["budget_plan"])
-        train_ips, val_ips = self._measure_throughput()
+            plan = BudgetPlan(**state["budget_plan"])
+            self.clock = BudgetClock(plan, float(state["budget_spent_s"]), guard=False)
+            return plan
+        self.loaders.train.set_epoch(0)
+        measured = measure_throughput(
+            self.model,
+            lambda model: make_optimizer(model, self.config),
+            self.loaders.train,
+            self.loaders.val,
+            self.loss_fn,
+            runtime=self.runtime,
+            teacher=self.teacher,
+            mix=self.mix,
+        )
+        seed_everything(self.config.seed)  # the measurement leaves no trace in the run
         plan = plan_budget(
             self.config.budget_minutes * 60.0,
-            spent_s=time.perf_counter() - self.started,
+            setup_s=time.perf_counter() - self.started,
             train_images=self.train_n,
             val_images=self.val_n,
             steps_per_epoch=len(self.loaders.train),
-            train_images_per_s=train_ips,
-            val_images_per_s=val_ips,
+            max_epochs=self.config.epochs,
+            **measured,
         )
-        if plan.epochs > self.config.epochs:  # `epochs` caps what the budget buys
-            epochs = self.config.epochs
-            plan = replace(plan, epochs=epochs, steps=epochs * len(self.loaders.train))
+        self.clock = BudgetClock(plan, plan.setup_s)
         print(
-            f"[{self.name}] budget {self.config.budget_minutes:g} min: {train_ips:.0f} images/s "
-            f"measured, so {plan.epochs} epochs ({plan.steps} steps) fit; the schedule ends there",
+            f"[{self.name}] budget {self.config.budget_minutes:g} min: {plan.images_per_s:.0f} "
+            f"images/s measured, so {plan.epochs} epochs ({plan.steps} steps) fit; the schedule "
+            "ends there",
             flush=True,
         )
         return plan
 
-    def _measure_throughput(self, max_steps: int = 12) -> tuple[float, float]:
-        """Training and validation images/s, timed on throw-away copies of model and optimizer."""
-        model = copy.deepcopy(self.model)
-        optimizer = make_optimizer(model, self.config)
-        optimizer.load_state_dict(self.optimizer.state_dict())
-        loader = self.loaders.train
-        loader.set_epoch(0)
-        timed, images, started = 0, 0, 0.0
-        for i, (x, y) in enumerate(loader):
-            if i == 2:  # the first steps warm up allocators and kernels
-                started = time.perf_counter()
-            x, y = self.runtime.inputs(x), y.to(self.runtime.device)
-            train_step(
-                model,
-                x,
-                y,
-                self.loss_fn,
-                optimizer,
-                runtime=self.runtime,
-                teacher=self.teacher,
-                mix=self.mix,
-            )
-            if i >= 2:
-                timed, images = timed + 1, images + len(y)
-            if timed >= max_steps:
-                break
-        train_ips = images / max(time.perf_counter() - started, 1e-6) if timed else 1.0
-        loader.set_epoch(0)
-        val_started, val_images = time.perf_counter(), 0
-        with torch.no_grad():
-            model.eval()
-            for i, (x, _) in enumerate(self.loaders.val):
-                with self.runtime.autocast():
-                    model(self.runtime.inputs(x))
-                val_images += len(x)
-                if i >= 3:
-                    break
-        val_ips = val_images / max(time.perf_counter() - val_started, 1e-6)
-        seed_everything(self.config.seed)  # the measurement leaves no trace in the run
-        return train_ips, val_ips
-
-    def _budget_spent(self) -> float:
-        return self.spent_before + time.perf_counter() - self.started
-
     def _out_of_budget(self) -> bool:
         """A budgeted run stops before an epoch that would clearly overrun the budget."""
-        if self.config.budget_minutes is None or not self.history.epochs:
-            return False
-        budget = self.config.budget_minutes * 60.0
-        next_epoch = self.history.epochs[-1]["seconds"]
-        if self._budget_spent() + next_epoch <= budget * (1.0 + BUDGET_TOLERANCE):
+        if self.clock is None or not self.history.epochs or not self.clock.next_epoch_overruns():
             return False
         warnings.warn(
             f"{self.name}: stopping after epoch {self.epoch}/{self.epochs}, the next epoch would "
@@ -540,7 +504,7 @@ class _Fit:
             "rng": rng_state(),
             "history": self.history.to_dict(),
             "budget_plan": asdict(self.plan) if self.plan is not None else None,
-            "budget_spent_s": self._budget_spent(),
+            "budget_spent_s": self.clock.spent() if self.clock is not None else None,
         }
         save_train_state(self.run_dir.state_file, state)
 

@@ -1,14 +1,11 @@
-"""How the learning rate moves, when training stops, and how many steps a time budget buys.
+"""How the learning rate moves, and when training stops.
 
 - :class:`Schedule`: linear warm-up, then one-cycle, cosine, linear decay to zero, a constant
   rate, or ReduceLROnPlateau (per epoch, after the warm-up). Every piece is a torch scheduler, so
   its ``state_dict`` is all that resume needs.
 - :class:`EarlyStopping`: counts epochs without improvement of the monitored value.
-- :func:`plan_budget`: turn a wall-clock budget and a measured throughput into the number of
-  epochs (and so the length of the schedule) that fit, leaving room for the validation passes.
-  With a fixed budget, a schedule sized to the budget that decays to zero at its end beats a
-  longer schedule cut short (Li, Yumer & Ramanan, "Budgeted Training: Rethinking Deep Neural
-  Network Training Under Resource Constraints", ICLR 2020).
+
+A time budget sizes the schedule: see ``budget.py``.
 
 Introduced in ``notebooks/02_baseline.ipynb``.
 """
@@ -16,13 +13,12 @@ Introduced in ``notebooks/02_baseline.ipynb``.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR, ReduceLROnPlateau
 
-__all__ = ["BudgetPlan", "EarlyStopping", "Schedule", "plan_budget"]
+__all__ = ["EarlyStopping", "Schedule"]
 
 
 class Schedule:
@@ -176,70 +172,3 @@ class EarlyStopping:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.bad_epochs = float(state["best"]), int(state["bad_epochs"])
-
-
-@dataclass(frozen=True)
-class BudgetPlan:
-    """What a time budget buys, measured at the start of a run and kept for its resume.
-
-    Attributes:
-        budget_s: the wall-clock budget in seconds.
-        images_per_s: training throughput measured over the first steps.
-        train_s_per_epoch, val_s_per_epoch: the predicted cost of one epoch and its validation.
-        epochs: the epochs that fit (the schedule is sized to them and ends at zero).
-        steps: the training steps that buys (``epochs * steps_per_epoch``).
-    """
-
-    budget_s: float
-    images_per_s: float
-    train_s_per_epoch: float
-    val_s_per_epoch: float
-    epochs: int
-    steps: int
-
-    def to_dict(self) -> dict[str, float | int]:
-        return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
-
-
-def plan_budget(
-    budget_s: float,
-    *,
-    spent_s: float,
-    train_images: int,
-    val_images: int,
-    steps_per_epoch: int,
-    train_images_per_s: float,
-    val_images_per_s: float,
-    margin: float = 0.05,
-) -> BudgetPlan:
-    """How many epochs fit in what is left of ``budget_s``, validation passes included.
-
-    Args:
-        budget_s: the whole budget, in seconds.
-        spent_s: seconds already used (loading, the throughput measurement).
-        train_images, val_images: images per training epoch and per validation pass.
-        steps_per_epoch: batches per training epoch.
-        train_images_per_s, val_images_per_s: measured throughputs.
-        margin: fraction of the budget kept free for checkpoints and noise.
-
-    Returns:
-        A :class:`BudgetPlan` with at least one epoch.
-
-    Example:
-        >>> plan = plan_budget(600, spent_s=20, train_images=10_000, val_images=1_000,
-        ...                    steps_per_epoch=157, train_images_per_s=200, val_images_per_s=1000)
-        >>> plan.epochs, plan.steps
-        (10, 1570)
-    """
-    train_s = train_images / max(train_images_per_s, 1e-9)
-    val_s = val_images / max(val_images_per_s, 1e-9)
-    left = budget_s * (1.0 - margin) - spent_s
-    epochs = max(1, int(left // (train_s + val_s)))
-    return BudgetPlan(
-        budget_s=float(budget_s),
-        images_per_s=float(train_images_per_s),
-        train_s_per_epoch=train_s,
-        val_s_per_epoch=val_s,
-        epochs=epochs,
-        steps=epochs * steps_per_epoch,
-    )

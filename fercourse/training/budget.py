@@ -1,0 +1,202 @@
+"""Training for a wall-clock budget: measure, plan the epochs that fit, keep to the plan.
+
+``fc.fit(..., budget_minutes=8)`` first times a few training steps and a few validation batches
+on throw-away copies of the model and optimizer (:func:`measure_throughput`), then
+:func:`plan_budget` turns what is left of the budget into a number of epochs, validation passes
+and checkpoints included; the learning-rate schedule is sized to exactly those epochs and ends at
+zero. With a fixed budget, a schedule sized to the budget that decays to zero at its end beats a
+longer schedule cut short (Li, Yumer & Ramanan, "Budgeted Training: Rethinking Deep Neural
+Network Training Under Resource Constraints", ICLR 2020).
+
+The plan is saved with the run, so a resumed run keeps its schedule and finishes it;
+:class:`BudgetClock` counts the seconds spent training (time lost to an interruption is not
+counted) and stops a run that turns out slower than measured before an epoch that would overrun. Introduced in
+``notebooks/02_baseline.ipynb``.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from .steps import train_step
+
+__all__ = ["BudgetClock", "BudgetPlan", "measure_throughput", "plan_budget"]
+
+TOLERANCE = 0.02
+"""A budgeted run stops before an epoch that would end more than 2% past its budget."""
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    """What a time budget buys, measured at the start of a run and kept for its resume.
+
+    Attributes:
+        budget_s: the wall-clock budget in seconds.
+        setup_s: seconds spent before the first epoch (loading, the measurement).
+        images_per_s: training throughput measured over the first steps.
+        train_s_per_epoch, val_s_per_epoch, overhead_s_per_epoch: the predicted cost of one
+            epoch, its validation pass and its checkpoints.
+        epochs: the epochs that fit (the schedule is sized to them and ends at zero).
+        steps: the training steps that buys (``epochs * steps_per_epoch``).
+    """
+
+    budget_s: float
+    setup_s: float
+    images_per_s: float
+    train_s_per_epoch: float
+    val_s_per_epoch: float
+    overhead_s_per_epoch: float
+    epochs: int
+    steps: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
+def plan_budget(
+    budget_s: float,
+    *,
+    setup_s: float,
+    train_images: int,
+    val_images: int,
+    steps_per_epoch: int,
+    train_images_per_s: float,
+    val_images_per_s: float,
+    overhead_s_per_epoch: float = 0.0,
+    max_epochs: int | None = None,
+    margin: float = 0.03,
+) -> BudgetPlan:
+    """How many epochs fit in what is left of ``budget_s``.
+
+    Args:
+        budget_s: the whole budget, in seconds.
+        setup_s: seconds already used (loading, the throughput measurement).
+        train_images, val_images: images per training epoch and per validation pass.
+        steps_per_epoch: batches per training epoch.
+        train_images_per_s, val_images_per_s: measured throughputs.
+        overhead_s_per_epoch: checkpoint writing per epoch.
+        max_epochs: never plan more than this many epochs (``TrainConfig.epochs``).
+        margin: fraction of the budget kept free for noise.
+
+    Returns:
+        A :class:`BudgetPlan` with at least one epoch.
+
+    Example:
+        >>> plan = plan_budget(600, setup_s=20, train_images=10_000, val_images=1_000,
+        ...                    steps_per_epoch=157, train_images_per_s=200, val_images_per_s=1000)
+        >>> plan.epochs, plan.steps
+        (11, 1727)
+    """
+    train_s = train_images / max(train_images_per_s, 1e-9)
+    val_s = val_images / max(val_images_per_s, 1e-9)
+    left = budget_s * (1.0 - margin) - setup_s
+    epochs = max(1, int(left // (train_s + val_s + overhead_s_per_epoch)))
+    if max_epochs is not None:
+        epochs = min(epochs, max_epochs)
+    return BudgetPlan(
+        budget_s=float(budget_s),
+        setup_s=float(setup_s),
+        images_per_s=float(train_images_per_s),
+        train_s_per_epoch=train_s,
+        val_s_per_epoch=val_s,
+        overhead_s_per_epoch=float(overhead_s_per_epoch),
+        epochs=epochs,
+        steps=epochs * steps_per_epoch,
+    )
+
+
+def measure_throughput(
+    model: nn.Module,
+    make_optimizer: Callable[[nn.Module], torch.optim.Optimizer],
+    train_batches: Any,
+    val_batches: Any,
+    loss_fn: Callable[..., torch.Tensor],
+    *,
+    runtime: Any,
+    teacher: nn.Module | None = None,
+    mix: Callable | None = None,
+    steps: int = 12,
+    warmup_steps: int = 2,
+) -> dict[str, float]:
+    """Training and validation images/s, and the time to write an epoch's checkpoints.
+
+    Everything runs on deep copies of ``model`` and a fresh optimizer, so the run itself is the
+    same as a run without a budget (its randomness is re-seeded at every epoch's start).
+
+    Returns:
+        ``{"train_images_per_s", "val_images_per_s", "overhead_s_per_epoch"}``.
+    """
+    model = copy.deepcopy(model)
+    optimizer = make_optimizer(model)
+    timed, images, started = 0, 0, time.perf_counter()
+    for i, (x, y) in enumerate(train_batches):
+        if i == warmup_steps:  # the first steps warm up allocators and kernels
+            started, timed, images = time.perf_counter(), 0, 0
+        x, y = runtime.inputs(x), y.to(runtime.device)
+        train_step(model, x, y, loss_fn, optimizer, runtime=runtime, teacher=teacher, mix=mix)
+        timed, images = timed + 1, images + len(y)
+        if i >= warmup_steps and timed >= steps:
+            break
+    train_ips = images / max(time.perf_counter() - started, 1e-6)
+    val_started, val_images = time.perf_counter(), 0
+    model.eval()
+    with torch.no_grad():
+        for i, (x, _) in enumerate(val_batches):
+            with runtime.autocast():
+                model(runtime.inputs(x))
+            val_images += len(x)
+            if i >= 3:
+                break
+    val_ips = val_images / max(time.perf_counter() - val_started, 1e-6)
+    # An epoch writes the best and last weights and the training state (weights + optimizer).
+    save_started = time.perf_counter()
+    for _ in range(3):
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, io.BytesIO())
+    return {
+        "train_images_per_s": train_ips,
+        "val_images_per_s": val_ips,
+        "overhead_s_per_epoch": time.perf_counter() - save_started,
+    }
+
+
+class BudgetClock:
+    """Seconds a budgeted run has spent: its set-up and its epochs (not time lost to a kill).
+
+    Args:
+        plan: the run's plan.
+        spent_s: what was spent before (a resumed run's saved value; ``plan.setup_s`` at first).
+        guard: stop before an epoch that would overrun the budget. ``fc.fit`` guards the session
+            that measured; a resumed run finishes the schedule it planned (the machine it
+            resumes on may be busier or freer than the one it measured).
+    """
+
+    def __init__(self, plan: BudgetPlan, spent_s: float, *, guard: bool = True) -> None:
+        self.plan, self.done, self.guard = plan, float(spent_s), guard
+        self.epoch_started = time.perf_counter()
+        self.last_epoch_s = 0.0
+
+    def start_epoch(self) -> None:
+        self.epoch_started = time.perf_counter()
+
+    def spent(self) -> float:
+        """Seconds spent, the running epoch included (what a saved state records)."""
+        return self.done + time.perf_counter() - self.epoch_started
+
+    def end_epoch(self) -> None:
+        self.last_epoch_s = time.perf_counter() - self.epoch_started
+        self.done += self.last_epoch_s
+        self.epoch_started = time.perf_counter()
+
+    def next_epoch_overruns(self) -> bool:
+        """Whether another epoch like the last one would end past the budget (plus 2%)."""
+        if not self.guard:
+            return False
+        return self.done + self.last_epoch_s > self.plan.budget_s * (1.0 + TOLERANCE)
