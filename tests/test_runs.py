@@ -231,7 +231,8 @@ def test_summarize_runs_reads_only_the_saved_files(tmp_path):
         metric = {"accuracy": acc, "macro_f1": acc - 0.1, "n": 10, "majority_baseline": 0.3}
         metric |= {"per_class": per_class, "data": {"synthetic": True}}
         (d / "metrics.json").write_text(json.dumps({"PrivateTest": metric}))
-        (d / "best.json").write_text(json.dumps({"num_parameters": 420_000}))
+        (d / "best.json").write_text(json.dumps({"model": name, "num_parameters": 420_000}))
+        (d / "best.safetensors").write_bytes(b"")  # a run folder: summarize never loads weights
         (d / "history.json").write_text(
             json.dumps({"best_epoch": 2, "epochs": [{"seconds": 30}] * 3})
         )

@@ -39,6 +39,7 @@ from .folders import read_image_folders
 from .formats import read_fer2013_csv, write_fer2013_csv
 from .load import detect_format, find_fer2013, load_fer2013, load_synthetic
 from .loaders import Loaders, make_loaders
+from .photos import sample_photo
 from .report import NEAR_CONSTANT_STD, DataReport, data_report
 from .sampling import class_weights, stratified_subset, weighted_sampler
 from .splits import Split, SplitError, make_split
@@ -77,6 +78,7 @@ __all__ = [
     "preview_augmentations",
     "read_fer2013_csv",
     "read_image_folders",
+    "sample_photo",
     "stratified_subset",
     "train_transform",
     "verify_counts",

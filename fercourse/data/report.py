@@ -22,7 +22,6 @@ Definitions:
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -32,20 +31,13 @@ import numpy as np
 import pandas as pd
 
 from ..labels import EMOJI, EMOTIONS, NUM_CLASSES
-from .dataset import FER2013, USAGES
+from .dataset import FER2013, USAGES, image_hashes
 
 NEAR_CONSTANT_STD: float = 10.0
 """Pixel standard deviation (0-255 scale) below which an image counts as near-constant.
 FER2013's real faces have a standard deviation of 40 or more; its blank images have 0."""
 
 _COPY_SUFFIX = re.compile(r"(\.[A-Za-z]+)\d+\.[A-Za-z]+$")
-
-
-def image_hashes(images: np.ndarray) -> np.ndarray:
-    """A 16-byte blake2b hash (hex) of each image's pixels: equal hashes, equal images."""
-    return np.array(
-        [hashlib.blake2b(im.tobytes(), digest_size=16).hexdigest() for im in images], dtype="U32"
-    )
 
 
 def pixel_std(images: np.ndarray, chunk: int = 4096) -> np.ndarray:

@@ -41,7 +41,7 @@ from sklearn.model_selection import train_test_split
 from ..labels import EMOTIONS, NUM_CLASSES
 from ..utils import atomic_write_bytes, data_dir
 from .cache import make_readable
-from .dataset import FER2013, DataError
+from .dataset import FER2013, DataError, image_hashes
 
 logger = logging.getLogger(__name__)
 
@@ -154,8 +154,6 @@ def _stratified_val(indices: np.ndarray, labels: np.ndarray, fraction: float, se
 
 def _grouped_val(ds: FER2013, training: np.ndarray, fraction: float, seed: int):
     """Like :func:`_stratified_val`, drawing whole groups of identical images."""
-    from .report import image_hashes
-
     _, first, group = np.unique(
         image_hashes(ds.images[training]), return_inverse=True, return_index=True
     )

@@ -7,10 +7,8 @@ is introduced in ``notebooks/02_baseline.ipynb`` (TTA, calibration) and
 
 from __future__ import annotations
 
-from ..runtime import Runtime, resolve_runtime
 from .calibration import (
     expected_calibration_error,
-    fit_temperature,
     reliability_bins,
     temperature_from_logits,
 )
@@ -20,6 +18,7 @@ from .metrics import (
     SPLITS,
     compute_metrics,
     evaluate,
+    fit_temperature,
     predict_logits,
     predict_proba,
     save_metrics,
@@ -30,7 +29,6 @@ from .tta import ten_crop_views, tta_views
 __all__ = [
     "METRICS_FILE",
     "SPLITS",
-    "Runtime",
     "compute_metrics",
     "ensemble_proba",
     "evaluate",
@@ -40,7 +38,6 @@ __all__ = [
     "predict_logits",
     "predict_proba",
     "reliability_bins",
-    "resolve_runtime",
     "save_metrics",
     "split_indices",
     "temperature_from_logits",

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 if TYPE_CHECKING:
-    from ..data import FER2013, Split
+    pass
 
 
 def reliability_bins(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> dict[str, Any]:
@@ -100,36 +100,3 @@ def temperature_from_logits(
 
     opt.step(closure)
     return float(log_t.detach().exp())
-
-
-def fit_temperature(
-    model: torch.nn.Module,
-    data: FER2013,
-    split_obj: Split | None = None,
-    *,
-    split: str = "val",
-    device: str = "auto",
-    batch_size: int = 256,
-) -> float:
-    """Fit temperature scaling on the validation split (never on a test split).
-
-    Args:
-        model: a trained model.
-        data: the dataset the split indexes.
-        split_obj: the run's split (default: ``fc.data.make_split(data)``).
-        split: which split to fit on (``"val"``; ``"PublicTest"`` when selecting on it).
-        device: see :func:`fercourse.evaluation.evaluate`.
-        batch_size: images per forward pass.
-
-    Returns:
-        The temperature; pass it as ``fc.evaluate(..., temperature=T)``.
-
-    Example:
-        >>> T = fc.evaluation.fit_temperature(model, data, split_obj=split)  # doctest: +SKIP
-        >>> fc.evaluate(model, data, temperature=T)["ece"]  # doctest: +SKIP
-    """
-    from .metrics import predict_logits, split_indices
-
-    idx = split_indices(data, split, split_obj)
-    logits = predict_logits(model, data.images[idx], device=device, batch_size=batch_size)
-    return temperature_from_logits(logits, data.labels[idx])

@@ -26,15 +26,15 @@ from sklearn.metrics import (
 
 from ..labels import EMOTIONS, NUM_CLASSES
 from ..preprocessing import to_tensor
+from ..rundir import METRICS_FILE
 from ..runtime import Runtime, resolve_runtime
 from ..utils import atomic_write_json
-from .calibration import expected_calibration_error
+from .calibration import expected_calibration_error, temperature_from_logits
 from .tta import DEFAULT_CROP, check_tta, tta_views
 
 if TYPE_CHECKING:
     from ..data import FER2013, Split
 
-METRICS_FILE = "metrics.json"
 
 SPLITS = ("PrivateTest", "PublicTest", "val", "train")
 _SPLIT_ALIASES = {
@@ -364,3 +364,34 @@ def evaluate(
     if save_to is not None:
         save_metrics(result, save_to)
     return result
+
+
+def fit_temperature(
+    model: torch.nn.Module,
+    data: FER2013,
+    split_obj: Split | None = None,
+    *,
+    split: str = "val",
+    device: str = "auto",
+    batch_size: int = 256,
+) -> float:
+    """Fit temperature scaling on the validation split (never on a test split).
+
+    Args:
+        model: a trained model.
+        data: the dataset the split indexes.
+        split_obj: the run's split (default: ``fc.data.make_split(data)``).
+        split: which split to fit on (``"val"``; ``"PublicTest"`` when selecting on it).
+        device: see :func:`fercourse.evaluation.evaluate`.
+        batch_size: images per forward pass.
+
+    Returns:
+        The temperature; pass it as ``fc.evaluate(..., temperature=T)``.
+
+    Example:
+        >>> T = fc.evaluation.fit_temperature(model, data, split_obj=split)  # doctest: +SKIP
+        >>> fc.evaluate(model, data, temperature=T)["ece"]  # doctest: +SKIP
+    """
+    idx = split_indices(data, split, split_obj)
+    logits = predict_logits(model, data.images[idx], device=device, batch_size=batch_size)
+    return temperature_from_logits(logits, data.labels[idx])

@@ -34,7 +34,7 @@ REQUIRED_CARD_KEYS = ("data", "split", "recipe", "command", "hardware", "train_m
 
 def reference_prediction(model: EmotionModel) -> dict[str, Any]:
     """What ``model`` says about :data:`REFERENCE_PHOTO` (face found by the Haar cascade)."""
-    from ..mirror.demo import sample_photo
+    from ..data.photos import sample_photo
     from .face_detector import FaceDetector
 
     photo = sample_photo()

@@ -14,16 +14,9 @@ import cv2
 import numpy as np
 
 from .. import preprocessing
+from ..data.photos import sample_photo
 
-
-def sample_photo() -> np.ndarray:
-    """A real face photo that ships with matplotlib (Grace Hopper), as (H, W, 3) uint8 RGB."""
-    import matplotlib.image as mpimg
-    from matplotlib import cbook
-
-    with cbook.get_sample_data("grace_hopper.jpg") as fh:
-        image = mpimg.imread(fh, format="jpg")
-    return np.ascontiguousarray(image[:, :, :3]).astype(np.uint8)
+__all__ = ["browser_frame", "moving_frames", "sample_photo"]
 
 
 def moving_frames(
