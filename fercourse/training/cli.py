@@ -56,7 +56,7 @@ def _load_data(path: str | None) -> Any:
 def train_main(argv: list[str]) -> int:
     """``python -m fercourse train``: train one model, several, or all six.
 
-    Each model gets its per-model defaults (``TrainConfig.for_model``), a run folder
+    Each model gets its registered recipe (``TrainConfig.for_model``), a run folder
     ``<out>/<model>`` (resumed when it exists, with a line saying from where), and, unless
     ``--no-evaluate``, its best checkpoint is scored on PrivateTest and PublicTest into that
     folder's ``metrics.json``. Every ``--set`` value is checked by ``TrainConfig`` before any
@@ -65,21 +65,42 @@ def train_main(argv: list[str]) -> int:
     Returns:
         0 when every model trained, 1 otherwise.
     """
+    parser = _train_parser()
+    args = parser.parse_args(argv)
+    names, overrides, model_kwargs = _checked_settings(parser, args)
+    data = _load_data(args.data)
+    root = Path(args.out) if args.out else outputs_dir() / "runs"
+    failed = [
+        name for name in names if not _train_one(name, data, root, args, overrides, model_kwargs)
+    ]
+    if failed:
+        print(f"failed: {', '.join(failed)}")
+        return 1
+    return 0
+
+
+def _train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fercourse train", description="Train FER2013 models (fc.fit)."
     )
     parser.add_argument(
-        "--model",
-        action="append",
-        metavar="all|NAME[,NAME]",
-        help="model(s) to train (default: all)",
+        "--model", action="append", metavar="all|NAME[,NAME]", help="model(s) (default: all)"
     )
     parser.add_argument(
-        "--preset", choices=PRESETS, default="full", help="full recipe or smoke test"
+        "--preset",
+        choices=PRESETS,
+        default="full",
+        help="full recipe, smoke test, or class (an 8-minute budget on a CPU)",
     )
     parser.add_argument("--data", help="FER2013 file or folder (default: fc.utils.data_dir())")
     parser.add_argument("--out", help="parent of the run folders (default: outputs/runs)")
     parser.add_argument("--epochs", type=int, help="override the number of epochs")
+    parser.add_argument(
+        "--budget",
+        type=parse_duration,
+        metavar="DURATION",
+        help="train for this wall-clock time, e.g. 10m, 90s, 1.5h (sets budget_minutes)",
+    )
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="any TrainConfig field"
     )
@@ -102,15 +123,48 @@ def train_main(argv: list[str]) -> int:
     parser.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bars"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def parse_duration(text: str) -> float:
+    """``"10m"``, ``"90s"``, ``"1.5h"`` or a bare number of minutes -> minutes.
+
+    Example:
+        >>> parse_duration("90s"), parse_duration("1.5h"), parse_duration("8")
+        (1.5, 90.0, 8.0)
+    """
+    units = {"s": 1 / 60, "m": 1.0, "min": 1.0, "h": 60.0}
+    raw = text.strip().lower()
+    number, unit = raw, "m"
+    for suffix in sorted(units, key=len, reverse=True):
+        if raw.endswith(suffix):
+            number, unit = raw[: -len(suffix)], suffix
+            break
+    try:
+        minutes = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--budget {text!r}: expected a duration such as 10m, 90s or 1.5h"
+        ) from None
+    if not minutes > 0:
+        raise argparse.ArgumentTypeError(f"--budget {text!r}: must be longer than zero")
+    return minutes
+
+
+def _checked_settings(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
+    """The models, config overrides and model keyword arguments, all checked before any data."""
     try:
         overrides = parse_overrides(args.set)
         model_kwargs = parse_overrides(args.model_set, check=None)
     except ValueError as exc:
         parser.error(str(exc))
-    _refuse_conflicts(parser, args.set, args.epochs)
+    _refuse_conflicts(parser, args.set, {"epochs": args.epochs, "budget_minutes": args.budget})
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
+    if args.budget is not None:
+        overrides["budget_minutes"] = args.budget
     names = _model_names(args.model)
     try:  # every value checked (TrainConfig's types and ranges) before any data is loaded
         for name in names:
@@ -126,64 +180,66 @@ def train_main(argv: list[str]) -> int:
                 f"--pretrained yes: {', '.join(without)} has no pretrained weights (only vit_tiny "
                 "has); train those with --pretrained auto or no"
             )
+    return names, overrides, model_kwargs
 
+
+def _train_one(
+    name: str,
+    data: Any,
+    root: Path,
+    args: argparse.Namespace,
+    overrides: dict[str, Any],
+    model_kwargs: dict[str, Any],
+) -> bool:
+    """Train (or resume) one model and score it; False (with the reason printed) on failure."""
     import fercourse as fc
 
     from .state import ResumeError
 
-    data = _load_data(args.data)
-    root = Path(args.out) if args.out else outputs_dir() / "runs"
-    failed = []
-    for name in names:
+    try:
+        config = TrainConfig.for_model(name, preset=args.preset, **overrides)
+        fc.setup(seed=config.seed)
         try:
-            config = TrainConfig.for_model(name, preset=args.preset, **overrides)
-            fc.setup(seed=config.seed)
-            try:
-                pretrained = fc.models.has_pretrained_weights(name) and fc.runs.resolve_pretrained(
-                    args.pretrained
-                )
-            except (RuntimeError, FileNotFoundError) as err:  # --pretrained yes, no weights
-                print(f"{name}: {err}", file=sys.stderr, flush=True)
-                failed.append(name)
-                continue
-            model = fc.models.create_model(name, pretrained=pretrained, **model_kwargs)
-            split = fc.data.make_split(data, seed=config.seed)
-            started = time.perf_counter()
-            history = fc.fit(
-                model,
-                data,
-                config,
-                split=split,
-                out_dir=root / name,
-                resume=not args.no_resume,
-                progress=args.progress,
+            pretrained = fc.models.has_pretrained_weights(name) and fc.runs.resolve_pretrained(
+                args.pretrained
             )
-            line = (
-                f"{name:<20} best val_acc {history.best_val_acc:.4f} "
-                f"(epoch {history.best_epoch}/{len(history)})"
-            )
-            if not args.no_evaluate:
-                for split_name in _REPORTED_SPLITS:
-                    m = fc.evaluate(model, data, split_name, split_obj=split, save_to=root / name)
-                    line += f"  {split_name} {m['accuracy']:.4f}"
-            line += (
-                f"  {time.perf_counter() - started:.1f} s  -> {root / name / 'best.safetensors'}"
-            )
-            print(line, flush=True)
-        except ResumeError as err:  # another run in the folder: say how to proceed here
+        except (RuntimeError, FileNotFoundError) as err:  # --pretrained yes, no weights
             print(f"{name}: {err}", file=sys.stderr, flush=True)
-            failed.append(name)
-        except Exception:  # keep training the other models; report at the end
-            traceback.print_exc()
-            failed.append(name)
-    if failed:
-        print(f"failed: {', '.join(failed)}")
-        return 1
-    return 0
+            return False
+        model = fc.models.create_model(name, pretrained=pretrained, **model_kwargs)
+        split = fc.data.make_split(data, seed=config.seed)
+        started = time.perf_counter()
+        run = RunDir(root / name)
+        history = fc.fit(
+            model,
+            data,
+            config,
+            split=split,
+            out_dir=run.path,
+            resume=not args.no_resume,
+            progress=args.progress,
+        )
+        line = (
+            f"{name:<20} best val_acc {history.best_val_acc:.4f} "
+            f"(epoch {history.best_epoch}/{len(history)})"
+        )
+        if not args.no_evaluate:
+            for split_name in _REPORTED_SPLITS:
+                m = fc.evaluate(model, data, split_name, split_obj=split, save_to=run.path)
+                line += f"  {split_name} {m['accuracy']:.4f}"
+        elapsed = time.perf_counter() - started
+        weights = run.checkpoint().with_suffix(".safetensors")
+        print(f"{line}  {elapsed:.1f} s  -> {weights}", flush=True)
+        return True
+    except ResumeError as err:  # another run in the folder: say how to proceed here
+        print(f"{name}: {err}", file=sys.stderr, flush=True)
+    except Exception:  # keep training the other models; report at the end
+        traceback.print_exc()
+    return False
 
 
 def _refuse_conflicts(
-    parser: argparse.ArgumentParser, pairs: list[str], epochs: int | None
+    parser: argparse.ArgumentParser, pairs: list[str], flags: dict[str, Any]
 ) -> None:
     """Two flags setting one field: refused, naming both (neither silently wins)."""
     seen: dict[str, str] = {}
@@ -192,10 +248,12 @@ def _refuse_conflicts(
         if key in seen:
             parser.error(f"--set {seen[key]} and --set {pair} both set {key}: give one")
         seen[key] = pair
-    if epochs is not None and "epochs" in seen:
-        parser.error(
-            f"--epochs {epochs} and --set {seen['epochs']} both set the number of epochs: give one"
-        )
+    names = {"epochs": "--epochs", "budget_minutes": "--budget"}
+    for field, value in flags.items():
+        if value is not None and field in seen:
+            parser.error(
+                f"{names[field]} {value:g} and --set {seen[field]} both set {field}: give one"
+            )
 
 
 def _run_dirs(args: argparse.Namespace) -> list[RunDir]:
