@@ -1,6 +1,7 @@
 """Speed benchmarks that print figures (never timed tests).
 
-``python -m fercourse bench train`` (fercourse/bench/train.py) and
+``python -m fercourse bench train`` (fercourse/bench/train.py),
+``python -m fercourse bench budget`` (fercourse/bench/budget.py) and
 ``python -m fercourse bench mirror`` (fercourse/bench/mirror.py).
 """
 
@@ -10,6 +11,7 @@ import importlib
 
 BENCHES = {
     "train": "training images/s per model, with and without the data pipeline",
+    "budget": "fercourse's budgeted recipe vs the original project's, in the same time budget",
     "mirror": "per-frame latency of the mirror's Python side per model, vs the naive port",
 }
 
@@ -17,7 +19,7 @@ BENCHES = {
 def main(argv: list[str]) -> int:
     """Dispatch ``bench NAME ARGS...``."""
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in BENCHES:
-        print("usage: python -m fercourse bench {train,mirror} [--help]\n")
+        print("usage: python -m fercourse bench {train,budget,mirror} [--help]\n")
         for name, help_ in BENCHES.items():
             print(f"  {name:<8}{help_}")
         return 0 if argv and argv[0] in ("-h", "--help") else 2

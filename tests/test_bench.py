@@ -32,3 +32,26 @@ def test_measure_records_the_runtime_it_ran_with():
 def test_bench_train_rejects_an_unknown_model():
     with pytest.raises(SystemExit):
         bench.main(["--models", "resnet9000"])
+
+
+def test_bench_budget_trains_both_recipes_in_the_same_budget(capsys, tmp_path):
+    import fercourse as fc
+    from fercourse.bench import budget
+
+    csv = tmp_path / "fer2013.csv"
+    fc.data.write_fer2013_csv(fc.data.make_synthetic_faces(n=300, seed=0), csv)
+    args = ["--minutes", "0.05", "--model", "baseline_cnn", "--data", str(csv), "--threads", "1"]
+    assert budget.main([*args, "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines() if "| **" in line}
+    assert set(rows) == {"fercourse", "original"}
+    assert "synthetic stand-in" in out
+    for recipe in rows:  # each recipe's own budgeted run folder, with the plan it bought
+        plan = fc.rundir.RunDir(tmp_path / "out" / recipe).config()["budget"]
+        assert plan["budget_s"] == 3.0 and plan["epochs"] >= 1
+    original = fc.rundir.RunDir(tmp_path / "out" / "original").config()["config"]
+    assert (original["scheduler"], original["class_weighted"], original["lr"]) == (
+        "plateau",
+        True,
+        1e-3,
+    )
