@@ -247,7 +247,7 @@ def find_runs(root: str | Path | None = None, *, model: str | None = None) -> li
         if model is not None and card.get("model") != model:
             continue
         acc = card_val_accuracy(card)
-        found.append(((card_synthetic(card), -1.0 if acc is None else -acc, str(run.path)), run))
+        found.append(((card_synthetic(card), 1.0 if acc is None else -acc, str(run.path)), run))
     return [run for _, run in sorted(found, key=lambda t: t[0])]
 
 

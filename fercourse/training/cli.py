@@ -20,7 +20,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from ..rundir import RunDir, find_runs
+from ..rundir import METRICS_FILE, RunDir, find_runs
 from ..utils import outputs_dir
 from .config import PRESETS, TrainConfig, parse_overrides
 
@@ -306,6 +306,39 @@ def evaluate_main(argv: list[str]) -> int:
     Returns:
         0 on success, 1 when a checkpoint cannot be loaded (the message names the file).
     """
+    from ..checkpoint import CheckpointError
+
+    args = _evaluate_parser().parse_args(argv)
+    splits = args.split or list(_REPORTED_SPLITS)
+    tta = None if args.tta == "none" else args.tta
+    dirs = _run_dirs(args)
+    data = _load_data(args.data)
+    header = (
+        f"{'model':<22} {'split':<12} {'tta':<8} {'n':>6} {'accuracy':>8} {'macro-F1':>8} "
+        f"{'ECE':>7}  selected on"
+    )
+    lines = [header, "-" * len(header)]
+    models, split = [], None
+    for run_dir in dirs:
+        which = next((Path(c).stem for c in args.checkpoint or [] if RunDir(c) == run_dir), "best")
+        try:
+            run = run_dir.load(which)
+        except CheckpointError as err:  # damaged weights or card: the message names the file
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        split = _split_for(run.card, data)
+        models.append(run.model)
+        lines += _evaluate_run(run, run_dir, data, split, splits, tta, args)
+        print(f"wrote {run_dir.metrics_file}", flush=True)
+    if args.ensemble and len(models) > 1:
+        lines += _evaluate_ensemble(models, data, split, splits, tta, args)
+    print("\n".join(lines))
+    if data.synthetic:
+        print("note: synthetic stand-in faces, not FER2013")
+    return 0
+
+
+def _evaluate_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fercourse evaluate", description="Evaluate trained runs (fc.evaluate)."
     )
@@ -323,59 +356,49 @@ def evaluate_main(argv: list[str]) -> int:
     parser.add_argument("--out", help="where the ensemble's metrics.json goes")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=256)
-    args = parser.parse_args(argv)
+    return parser
 
-    from ..checkpoint import CheckpointError
-    from ..evaluation import evaluate, evaluate_ensemble, fit_temperature
 
-    splits = args.split or list(_REPORTED_SPLITS)
-    tta = None if args.tta == "none" else args.tta
-    dirs = _run_dirs(args)
-    data = _load_data(args.data)
-    header = f"{'model':<22} {'split':<12} {'tta':<8} {'n':>6} {'accuracy':>8} {'macro-F1':>8} {'ECE':>7}  selected on"
-    lines = [header, "-" * len(header)]
-    models, split = [], None
-    for run_dir in dirs:
-        which = "best"
-        for ck in args.checkpoint or []:
-            if RunDir(ck) == run_dir:
-                which = Path(ck).stem
-        try:
-            run = run_dir.load(which)
-        except CheckpointError as err:  # damaged weights or card: the message names the file
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-        split = _split_for(run.card, data)
-        models.append(run.model)
-        temperature = None
-        if args.calibrate:
-            temperature = fit_temperature(run.model, data, split, device=args.device)
-        for split_name in splits:
-            common = dict(split_obj=split, tta=tta, device=args.device, batch_size=args.batch_size)
-            m = evaluate(run.model, data, split_name, save_to=run_dir, **common)
-            lines.append(_row(run.model.model_name, m))
-            if temperature is not None:
-                m = evaluate(
-                    run.model, data, split_name, temperature=temperature, save_to=run_dir, **common
-                )
-                lines.append(_row(f"  T={temperature:.2f}", m))
-        print(f"wrote {run_dir.metrics_file}", flush=True)
-    if args.ensemble and len(models) > 1:
-        out = Path(args.out) if args.out else outputs_dir() / "ensemble"
-        for split_name in splits:
-            m = evaluate_ensemble(
-                models,
-                data,
-                split_name,
-                split_obj=split,
-                tta=tta,
-                device=args.device,
-                batch_size=args.batch_size,
-                save_to=out,
+def _evaluate_run(
+    run: Any, run_dir: RunDir, data: Any, split: Any, splits: list[str], tta: Any, args: Any
+) -> list[str]:
+    """One run's table rows (and with ``--calibrate`` its temperature-scaled rows)."""
+    from ..evaluation import evaluate, fit_temperature
+
+    temperature = None
+    if args.calibrate:
+        temperature = fit_temperature(run.model, data, split, device=args.device)
+    common = dict(split_obj=split, tta=tta, device=args.device, batch_size=args.batch_size)
+    lines = []
+    for split_name in splits:
+        m = evaluate(run.model, data, split_name, save_to=run_dir.path, **common)
+        lines.append(_row(run.model.model_name, m))
+        if temperature is not None:
+            m = evaluate(
+                run.model, data, split_name, temperature=temperature, save_to=run_dir.path, **common
             )
-            lines.append(_row("ensemble", m))
-        print(f"wrote {out / 'metrics.json'}")
-    print("\n".join(lines))
-    if getattr(data, "synthetic", False):
-        print("note: synthetic stand-in faces, not FER2013")
-    return 0
+            lines.append(_row(f"  T={temperature:.2f}", m))
+    return lines
+
+
+def _evaluate_ensemble(
+    models: list[Any], data: Any, split: Any, splits: list[str], tta: Any, args: Any
+) -> list[str]:
+    from ..evaluation import evaluate_ensemble
+
+    out = Path(args.out) if args.out else outputs_dir() / "ensemble"
+    lines = []
+    for split_name in splits:
+        m = evaluate_ensemble(
+            models,
+            data,
+            split_name,
+            split_obj=split,
+            tta=tta,
+            device=args.device,
+            batch_size=args.batch_size,
+            save_to=out,
+        )
+        lines.append(_row("ensemble", m))
+    print(f"wrote {out / METRICS_FILE}")
+    return lines
