@@ -10,8 +10,11 @@ Use it through one alias, so a reader always sees what comes from the library::
     metrics = fc.evaluate(model, data, split="PrivateTest")
 
 The package is laid out as rooms: ``data``, ``models``, ``training``, ``evaluation``,
-``explain``, ``inference``, ``mirror`` and ``runs``; ``labels`` and ``preprocessing`` hold the
-single source of truth for the label order, the emoji and the image preprocessing.
+``explain`` (every figure), ``inference``, ``mirror``, ``course`` (what students call besides
+those: presets, exercise checks, comparison tables, reference results) and ``ops`` (running the
+course headless, SLURM, recording results); ``labels`` and ``preprocessing`` hold the single
+source of truth for the label order, the emoji and the image preprocessing, ``rundir`` owns the
+run folder. See docs/ARCHITECTURE.md.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "checkpoint",
+    "course",
     "data",
     "evaluation",
     "explain",
@@ -35,8 +39,8 @@ _SUBMODULES = {
     "models",
     "preprocessing",
     "history",
+    "ops",
     "rundir",
-    "runs",
     "runtime",
     "training",
     "utils",

@@ -5,8 +5,8 @@ Commands (each lives beside the code it wraps; ``python -m fercourse COMMAND --h
 - ``data``      report, fetch, synthetic   (fercourse/data/cli.py)
 - ``train``     train one model or all     (fercourse/training/cli.py)
 - ``evaluate``  evaluate checkpoints       (fercourse/training/cli.py)
-- ``bench``     ``train`` or ``mirror`` speed figures (fercourse/bench/)
-- ``run``       run the notebooks headless with papermill (fercourse/runs/cli.py)
+- ``bench``     ``train``, ``budget`` or ``mirror`` figures (fercourse/bench/)
+- ``run``       run the notebooks headless with papermill (fercourse/ops/cli.py)
 - ``mirror``    ``serve``: the mirror page with Voila on localhost, with a token (fercourse/mirror/server.py)
 """
 
@@ -19,8 +19,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "data": ("fercourse.data.cli", "main", "FER2013 data: report, fetch, synthetic"),
     "train": ("fercourse.training.cli", "train_main", "train a model (or all) on FER2013"),
     "evaluate": ("fercourse.training.cli", "evaluate_main", "evaluate trained checkpoints"),
-    "bench": ("fercourse.bench", "main", "speed benchmarks: train | mirror"),
-    "run": ("fercourse.runs.cli", "main", "run the course notebooks headless with papermill"),
+    "bench": ("fercourse.bench", "main", "speed benchmarks: train | budget | mirror"),
+    "run": ("fercourse.ops.cli", "main", "run the course notebooks headless with papermill"),
     "mirror": ("fercourse.mirror.server", "main", "serve the mirror page: Voila, localhost, token"),
 }
 

@@ -112,7 +112,7 @@ def test_preview_augmentations_returns_a_figure(faces):
     import matplotlib.pyplot as plt
 
     for pipeline in ("batch", "albumentations"):
-        fig = fc.data.preview_augmentations(faces, n=3, per_image=4, pipeline=pipeline)
+        fig = fc.explain.preview_augmentations(faces, n=3, per_image=4, pipeline=pipeline)
         assert len(fig.axes) == 3 * 5
         assert "SYNTHETIC" in fig._suptitle.get_text()
         plt.close(fig)

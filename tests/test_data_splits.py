@@ -161,7 +161,7 @@ def test_report_renderings_say_synthetic(planted):
     assert report.imbalance_ratio == pytest.approx(
         report.counts["Training"].max() / report.counts["Training"].min()
     )
-    ax = report.plot_class_balance()
+    ax = fc.explain.plot_class_balance(report)
     assert "SYNTHETIC" in ax.get_title()
     import matplotlib.pyplot as plt
 

@@ -52,7 +52,7 @@ def test_its_card_is_complete(card):
 
 
 def test_its_results_are_the_recorded_ones(card):
-    table = fc.runs.reference_results()
+    table = fc.course.reference_results()
     row = table.loc[card["model"]]
     assert row["private_acc"] == pytest.approx(card["results"]["PrivateTest"]["accuracy"])
     assert row["private_acc_flip"] == pytest.approx(card["results"]["PrivateTest+flip"]["accuracy"])

@@ -13,14 +13,9 @@ import torch
 
 import fercourse as fc
 from fercourse.checkpoint import save_checkpoint
+from fercourse.course.reference import reference_ensemble, reference_results, results_markdown
 from fercourse.inference.bundle import REQUIRED_CARD_KEYS, bundle_model, reference_prediction
-from fercourse.runs.reference import (
-    collect_ensemble,
-    collect_results,
-    reference_ensemble,
-    reference_results,
-    results_markdown,
-)
+from fercourse.ops.record import collect_ensemble, collect_results
 from fercourse.training import TrainConfig
 from fercourse.training.config import parse_overrides
 
@@ -196,11 +191,11 @@ def test_a_synthetic_run_cannot_ship(tmp_path):
 
 def test_the_reference_plot_draws_every_model_and_the_ensemble():
     table = reference_results()
-    fig = fc.runs.plot_reference_results(table, ensemble=None)
+    fig = fc.explain.plot_reference_results(table, ensemble=None)
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert sorted(labels) == sorted(table.index)
     ensemble = {"members": list(table.index) * 2, "private_acc": 0.7, "private_acc_flip": 0.71}
-    fig = fc.runs.plot_reference_results(table, ensemble=ensemble)
+    fig = fc.explain.plot_reference_results(table, ensemble=ensemble)
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels[-1] == f"ensemble of {2 * len(table)}"  # on top
     widths = [round(p.get_width(), 6) for p in fig.axes[0].patches]
@@ -235,7 +230,7 @@ def test_a_vit_row_says_whether_it_started_from_imagenet_weights(trained, tmp_pa
 def test_choose_ensemble_picks_the_best_subset_on_validation(trained, tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from fercourse.runs.reference import choose_ensemble
+    from fercourse.ops.record import choose_ensemble
 
     data, root = trained
     for name in ("one", "two", "bad"):

@@ -7,8 +7,8 @@ After training on the real data (commands in the README's "Results on FER2013"):
     python tools/record_results.py outputs/fer2013-cpu --data data/fer2013-kaggle --member default
 
 scores every run under the folder (PrivateTest and PublicTest, plain and with flip TTA), merges
-the rows into ``fercourse/runs/fer2013_results.json`` (which ``08_compare`` and
-``fc.runs.reference_results`` read), scores the ensemble of all of them (or of the ``--ensemble`` runs; plus any ``--member``
+the rows into ``fercourse/course/fer2013_results.json`` (which ``08_compare`` and
+``fc.course.reference_results`` read), scores the ensemble of all of them (or of the ``--ensemble`` runs; plus any ``--member``
 checkpoint, such as the bundled ``default`` model whose run folder lives elsewhere), prints the
 README table, and with ``--bundle`` copies that model into ``fercourse/inference/default_model/``
 with its model card.
@@ -26,16 +26,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import fercourse as fc  # noqa: E402
-from fercourse.inference.bundle import bundle_model  # noqa: E402
-from fercourse.inference.emotion_model import DEFAULT_MODEL_STEM  # noqa: E402
-from fercourse.runs.reference import (  # noqa: E402
+from fercourse.course.reference import (  # noqa: E402
     REFERENCE_RESULTS_PATH,
-    choose_ensemble,
-    collect_ensemble,
-    collect_results,
     reference_results,
     results_markdown,
 )
+from fercourse.inference.bundle import bundle_model  # noqa: E402
+from fercourse.inference.emotion_model import DEFAULT_MODEL_STEM  # noqa: E402
+from fercourse.ops.record import choose_ensemble, collect_ensemble, collect_results  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

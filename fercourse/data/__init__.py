@@ -23,7 +23,6 @@ from .augment import (
     AugmentSettings,
     BatchAugment,
     eval_transform,
-    preview_augmentations,
     train_transform,
 )
 from .dataset import (
@@ -75,7 +74,6 @@ __all__ = [
     "make_split",
     "make_synthetic_faces",
     "manual_steps",
-    "preview_augmentations",
     "read_fer2013_csv",
     "read_image_folders",
     "sample_photo",

@@ -15,7 +15,7 @@ translation, reflected borders), brightness/contrast jitter and one erased recta
 
 Both are seeded: ``train_transform(seed=...)``, ``BatchAugment(seed=...)`` (random numbers are
 drawn on the CPU, so a seed gives the same augmentation on CPU and GPU).
-:func:`preview_augmentations` shows a grid of augmented faces. Introduced in
+:func:`fercourse.explain.preview_augmentations` shows a grid of augmented faces. Introduced in
 ``notebooks/01_data.ipynb``.
 """
 
@@ -31,7 +31,6 @@ import torch
 import torch.nn.functional as F
 
 from ..preprocessing import IMAGE_SIZE, MEAN, RESIZE_INTERPOLATION, STD
-from .dataset import FER2013
 
 
 @dataclass(frozen=True)
@@ -235,67 +234,3 @@ class BatchAugment:
             hole = (ys >= y0) & (ys < y1) & (xs >= x0) & (xs < x1)
             x.masked_fill_((hole & do_erase.to(device)[:, None, None])[:, None], s.erase_fill)
         return x
-
-
-def preview_augmentations(
-    ds: FER2013,
-    n: int = 6,
-    *,
-    per_image: int = 6,
-    pipeline: str = "batch",
-    settings: AugmentSettings = DEFAULT_AUGMENT,
-    seed: int = 0,
-):
-    """A grid of faces (rows) and their augmented versions (columns) to check the recipe by eye.
-
-    Introduced in ``notebooks/01_data.ipynb``.
-
-    Args:
-        ds: the dataset (Training faces are shown).
-        n: number of faces.
-        per_image: augmented versions per face.
-        pipeline: ``"batch"`` (:class:`BatchAugment`) or ``"albumentations"``
-            (:func:`train_transform`).
-        settings: the recipe.
-        seed: picks the faces and the augmentations.
-
-    Returns:
-        A matplotlib Figure (the first column is the original).
-
-    Example:
-        >>> fig = preview_augmentations(fc.data.load_fer2013(), n=4)  # doctest: +SKIP
-    """
-    import matplotlib.pyplot as plt
-
-    from ..labels import EMOTIONS
-
-    rng = np.random.default_rng(seed)
-    pool = np.flatnonzero(ds.usage == "Training")
-    pool = pool if len(pool) else np.arange(len(ds))
-    idx = rng.choice(pool, size=min(n, len(pool)), replace=False)
-    faces = ds.images[idx]
-    if pipeline == "batch":
-        aug = BatchAugment(settings, seed=seed)
-        views = [aug(torch.from_numpy(faces)).numpy() for _ in range(per_image)]
-    elif pipeline == "albumentations":
-        transform = train_transform(settings, seed=seed)
-        views = [np.stack([transform(image=f)["image"] for f in faces]) for _ in range(per_image)]
-    else:
-        raise ValueError(f"pipeline must be 'batch' or 'albumentations', got {pipeline!r}")
-    fig, axes = plt.subplots(
-        len(idx), per_image + 1, figsize=(1.3 * (per_image + 1), 1.4 * len(idx)), squeeze=False
-    )
-    for r, i in enumerate(idx):
-        row = [faces[r]] + [v[r] for v in views]
-        for c, img in enumerate(row):
-            ax = axes[r, c]
-            ax.imshow(img, cmap="gray", vmin=0, vmax=255)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c == 0:
-                ax.set_ylabel(EMOTIONS[ds.labels[i]], fontsize=8)
-        axes[0, 0].set_title("original", fontsize=8)
-    what = "SYNTHETIC stand-in" if ds.synthetic else "FER2013"
-    fig.suptitle(f"augmentation preview ({pipeline}), {what}", fontsize=10)
-    fig.tight_layout()
-    return fig

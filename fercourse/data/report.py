@@ -53,7 +53,7 @@ def pixel_std(images: np.ndarray, chunk: int = 4096) -> np.ndarray:
 @dataclass
 class DataReport:
     """What :func:`data_report` found. Render it with ``print(report)``, ``report.to_markdown()``
-    (notebooks show it as Markdown), ``report.to_frame()`` and ``report.plot_class_balance()``.
+    (notebooks show it as Markdown), ``report.to_frame()``, and ``fc.explain.plot_class_balance(report)`` draws it.
 
     Introduced in ``notebooks/01_data.ipynb``.
 
@@ -190,34 +190,6 @@ class DataReport:
 
     def _repr_markdown_(self) -> str:
         return self.to_markdown()
-
-    def plot_class_balance(self, ax=None, *, emoji: bool = False):
-        """Bar chart of images per class and part.
-
-        Args:
-            ax: a matplotlib Axes (default: a new figure).
-            emoji: add each class's emoji to its label (needs an emoji font, e.g. Debian's
-                ``fonts-noto-color-emoji``; otherwise matplotlib draws empty boxes).
-
-        Returns:
-            The matplotlib Axes.
-        """
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(8, 3.5))
-        counts = self.counts[self.parts]
-        x = np.arange(NUM_CLASSES)
-        width = 0.8 / len(self.parts)
-        for i, part in enumerate(self.parts):
-            ax.bar(x + (i - (len(self.parts) - 1) / 2) * width, counts[part], width, label=part)
-        names = [f"{n} {EMOJI[n]}" if emoji else n for n in EMOTIONS]
-        ax.set_xticks(x, names)
-        ax.set_ylabel("images")
-        title = "class balance"
-        ax.set_title(f"{title}: SYNTHETIC stand-in" if self.synthetic else f"{title}: FER2013")
-        ax.legend(frameon=False)
-        return ax
 
 
 def _plain_table(frame: pd.DataFrame) -> str:

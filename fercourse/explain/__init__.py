@@ -1,12 +1,19 @@
-"""Explanations: Grad-CAM for every model, attention maps, expert weights, training plots.
+"""Explanations and every figure the course draws.
 
-``fc.explain.gradcam(model, faces)`` -> (N, 48, 48) maps; ``overlay(face, cam)`` -> RGB image;
-``plot_gradcam``, ``plot_attention_maps`` (``attention_cnn``), ``plot_expert_weights``
-(``specialists``). Introduced in ``notebooks/02_baseline.ipynb``.
+- ``gradcam.py``: ``fc.explain.gradcam(model, faces)`` -> (N, 48, 48) maps, ``overlay``,
+  ``plot_gradcam``, ``plot_attention_maps`` (``attention_cnn``), ``plot_expert_weights``
+  (``specialists``);
+- ``plots.py``: training curves, confusion matrix, per-class scores, predictions, reliability;
+- ``data_plots.py``: faces per emotion, augmented faces, class balance (``01_data``);
+- ``comparison.py``: a run's models side by side, the course team's results (``08_compare``).
+
+Introduced in ``notebooks/02_baseline.ipynb``.
 """
 
 from __future__ import annotations
 
+from .comparison import plot_comparison, plot_reference_results
+from .data_plots import plot_class_balance, plot_samples, preview_augmentations
 from .gradcam import (
     METHODS,
     gradcam,
@@ -28,11 +35,16 @@ __all__ = [
     "gradcam",
     "overlay",
     "plot_attention_maps",
+    "plot_class_balance",
+    "plot_comparison",
     "plot_confusion",
     "plot_expert_weights",
     "plot_gradcam",
     "plot_history",
     "plot_per_class",
     "plot_predictions",
+    "plot_reference_results",
     "plot_reliability",
+    "plot_samples",
+    "preview_augmentations",
 ]

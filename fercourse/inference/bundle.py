@@ -62,7 +62,7 @@ def bundle_model(
 
     Args:
         run_dir: a run folder written by ``fc.fit`` (``best.safetensors`` + ``best.json``).
-        results: the model's row from :func:`fercourse.runs.collect_results`.
+        results: the model's row from :func:`fercourse.ops.collect_results`.
         data_name: the data set's name, for people.
         split: how the data was split, in words.
         stem: where to write (default: the package's ``default_model/model``).

@@ -78,7 +78,7 @@ class CBAM(nn.Module):
     notebook="03_attention",
     recipes={
         "full": {"lr": 1e-3},
-        "smoke": {"lr": 5e-3, "max_train_samples": 1000, "max_val_samples": 300},
+        "smoke": {"lr": 2e-3, "batch_size": 64, "max_train_samples": 2000, "max_val_samples": 300},
         "class": {"lr": 2e-3},
     },
 )

@@ -26,7 +26,7 @@ __all__ = ["BaselineCNN"]
     notebook="02_baseline",
     recipes={
         "full": {"lr": 1e-3},
-        "smoke": {"lr": 5e-3, "max_train_samples": 1200, "max_val_samples": 400},
+        "smoke": {"lr": 2e-3, "batch_size": 64, "max_train_samples": 3000, "max_val_samples": 400},
         "class": {"lr": 2e-3},
     },
 )

@@ -88,7 +88,7 @@ class ScaleFusion(nn.Module):
     notebook="04_multiscale",
     recipes={
         "full": {"lr": 1e-3},
-        "smoke": {"lr": 5e-3, "max_train_samples": 500, "max_val_samples": 200},
+        "smoke": {"lr": 2e-3, "max_train_samples": 1000, "max_val_samples": 200},
         "class": {"lr": 2e-3},
     },
 )

@@ -89,7 +89,7 @@ class RegionCanvas(nn.Module):
     notebook="06_ensemble",
     recipes={
         "full": {"lr": 1e-3},
-        "smoke": {"lr": 5e-3, "max_train_samples": 1000, "max_val_samples": 300},
+        "smoke": {"lr": 2e-3, "batch_size": 64, "max_train_samples": 1500, "max_val_samples": 300},
         "class": {"lr": 2e-3},
     },
 )

@@ -200,7 +200,7 @@ def _train_one(
         config = TrainConfig.for_model(name, preset=args.preset, **overrides)
         fc.setup(seed=config.seed)
         try:
-            pretrained = fc.models.has_pretrained_weights(name) and fc.runs.resolve_pretrained(
+            pretrained = fc.models.has_pretrained_weights(name) and fc.course.resolve_pretrained(
                 args.pretrained
             )
         except (RuntimeError, FileNotFoundError) as err:  # --pretrained yes, no weights

@@ -41,7 +41,7 @@ def resolve_preset(preset: str = "auto", data: Any = None, *, verbose: bool = Tr
 
     Example:
         >>> import fercourse as fc
-        >>> fc.runs.resolve_preset("smoke", verbose=False)
+        >>> fc.course.resolve_preset("smoke", verbose=False)
         'smoke'
     """
     if preset not in PRESETS:

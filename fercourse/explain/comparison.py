@@ -1,6 +1,6 @@
-"""Figures the course notebooks need that no other room draws yet.
+"""Figures that compare models: a run's models side by side, and the course team's results.
 
-Each function returns a ``matplotlib.figure.Figure`` built without ``pyplot`` (like
+Introduced in ``notebooks/08_compare.ipynb``. Each function returns a ``matplotlib.figure.Figure`` built without ``pyplot`` (like
 ``fercourse.explain.plots``), so a notebook cell that ends on the call shows it exactly once.
 """
 
@@ -11,49 +11,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..labels import EMOTIONS
-
 if TYPE_CHECKING:
     import pandas as pd
-
-    from ..data import FER2013
-
-
-def plot_samples(
-    data: FER2013, per_class: int = 6, *, usage: str = "Training", seed: int = 0
-) -> Figure:
-    """A grid of faces: one row per emotion (in code order), ``per_class`` random faces each.
-
-    Introduced in ``notebooks/01_data.ipynb``.
-
-    Args:
-        data: the dataset (``fc.data.load_fer2013()``).
-        per_class: faces per row.
-        usage: which part to draw from (``"Training"``, ``"PublicTest"``, ``"PrivateTest"``).
-        seed: which faces.
-
-    Returns:
-        The figure; the title says when the faces are the synthetic stand-in.
-    """
-    part = data.where(usage)
-    rng = np.random.default_rng(seed)
-    fig = Figure(figsize=(1.1 * per_class + 1.2, 1.15 * len(EMOTIONS)))
-    axes = fig.subplots(len(EMOTIONS), per_class, squeeze=False)
-    for code, name in enumerate(EMOTIONS):
-        members = np.flatnonzero(part.labels == code)
-        chosen = rng.choice(members, size=min(per_class, len(members)), replace=False)
-        for j, ax in enumerate(axes[code]):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            if j < len(chosen):
-                ax.imshow(part.images[chosen[j]], cmap="gray", vmin=0, vmax=255)
-        axes[code, 0].set_ylabel(f"{code} {name}", rotation=0, ha="right", va="center")
-    kind = "SYNTHETIC stand-in" if data.synthetic else "FER2013"
-    fig.suptitle(f"{usage} faces per emotion ({kind})")
-    fig.tight_layout()
-    return fig
 
 
 def plot_comparison(table: pd.DataFrame):
@@ -97,7 +56,7 @@ def plot_comparison(table: pd.DataFrame):
 def plot_reference_results(
     table: pd.DataFrame, ensemble: dict[str, Any] | bool | None = True
 ) -> Figure:
-    """The course team's FER2013 results (:func:`reference_results`) against the anchors.
+    """The course team's FER2013 results (:func:`fercourse.course.reference_results`) against the anchors.
 
     Left: PrivateTest accuracy per model, plain and with flip TTA, with the original project's
     figure for the same architecture and the published anchors as lines; the recorded ensemble
@@ -109,8 +68,8 @@ def plot_reference_results(
     """
     import pandas as pd
 
-    from .reference import reference_ensemble, reference_history
-    from .summary import ANCHORS
+    from ..course.reference import reference_ensemble, reference_history
+    from ..course.summary import ANCHORS
 
     fig = Figure(figsize=(13, 4.6), layout="constrained")
     ax_bar, ax_curve = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.2, 1]})

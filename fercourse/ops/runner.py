@@ -239,7 +239,7 @@ def run_course(
     """Execute a run's notebooks in order with papermill into ``outputs/<run>/``.
 
     Args:
-        run_file: e.g. ``papermill_runs/smoke.yaml`` (see :mod:`fercourse.runs.runfile`).
+        run_file: e.g. ``papermill_runs/smoke.yaml`` (see :mod:`fercourse.ops.runfile`).
         force: execute notebooks that are already complete too.
         only: execute just these notebooks (names such as ``"02_baseline"``), in run order.
         log_output: stream the notebooks' output to this process's log (SLURM jobs do).
@@ -254,7 +254,7 @@ def run_course(
             does not declare.
 
     Example:
-        >>> result = fc.runs.run_course("papermill_runs/smoke.yaml")  # doctest: +SKIP
+        >>> result = fc.ops.run_course("papermill_runs/smoke.yaml")  # doctest: +SKIP
         >>> print(result.table())  # doctest: +SKIP
     """
     run = load_run_file(run_file)
