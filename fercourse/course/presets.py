@@ -1,9 +1,10 @@
-"""Which training preset a notebook runs: ``auto``, ``smoke`` or ``full``.
+"""Which training preset a notebook runs: ``auto``, ``smoke``, ``class`` or ``full``.
 
-Every course notebook has a ``preset`` parameter. ``auto`` (the default) trains for real when
-real FER2013 is present and we are not on a CI runner, and otherwise runs the CPU smoke preset
-on a small subset of the synthetic faces, so the whole course executes in minutes anywhere.
-Introduced in ``notebooks/01_data.ipynb``.
+Every course notebook has a ``preset`` parameter. ``auto`` (the default) picks what fits the
+machine and the data: the CPU ``smoke`` preset on the synthetic faces (or on CI), so the whole
+course executes in minutes anywhere; on real FER2013 the ``class`` preset without a CUDA GPU
+(each model trains within a fixed budget, about 8 minutes on a 2-core laptop) and ``full`` with
+one. Introduced in ``notebooks/01_data.ipynb``.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import torch
+
 from ..utils import in_ci
 
-PRESETS: tuple[str, ...] = ("auto", "smoke", "full")
+PRESETS: tuple[str, ...] = ("auto", "smoke", "class", "full")
 """The values a notebook's ``preset`` parameter accepts."""
 
 PRESET_ENV = "FERCOURSE_PRESET"
@@ -21,20 +24,20 @@ PRESET_ENV = "FERCOURSE_PRESET"
 
 
 def resolve_preset(preset: str = "auto", data: Any = None, *, verbose: bool = True) -> str:
-    """Turn a notebook's ``preset`` parameter into ``"smoke"`` or ``"full"``.
+    """Turn a notebook's ``preset`` parameter into ``"smoke"``, ``"class"`` or ``"full"``.
 
-    ``"smoke"`` and ``"full"`` are returned as they are. ``"auto"`` becomes ``$FERCOURSE_PRESET``
-    when that is set, else ``"full"`` when ``data`` is real FER2013 and ``fc.utils.in_ci()`` is
-    false, else ``"smoke"``.
+    An explicit preset is returned as it is. ``"auto"`` becomes ``$FERCOURSE_PRESET`` when that
+    is set; else ``"smoke"`` for the synthetic faces or on CI (``fc.utils.in_ci()``); else, on
+    real FER2013, ``"full"`` with a CUDA GPU and ``"class"`` without one.
 
     Args:
-        preset: ``"auto"``, ``"smoke"`` or ``"full"``.
+        preset: ``"auto"``, ``"smoke"``, ``"class"`` or ``"full"``.
         data: the loaded dataset (``fc.data.load_fer2013()``); only its ``synthetic`` flag is
             read. ``None`` counts as "no real FER2013".
         verbose: print one line saying what was chosen and why.
 
     Returns:
-        ``"smoke"`` or ``"full"``.
+        ``"smoke"``, ``"class"`` or ``"full"``.
 
     Raises:
         ValueError: for any other preset name (also in ``$FERCOURSE_PRESET``).
@@ -50,14 +53,16 @@ def resolve_preset(preset: str = "auto", data: Any = None, *, verbose: bool = Tr
         chosen, why = preset, "asked for explicitly"
     elif os.environ.get(PRESET_ENV):
         chosen, why = os.environ[PRESET_ENV].strip().lower(), f"${PRESET_ENV} is set"
-        if chosen not in ("smoke", "full"):
-            raise ValueError(f"${PRESET_ENV}={chosen!r}; expected 'smoke' or 'full'")
+        if chosen not in PRESETS[1:]:
+            raise ValueError(f"${PRESET_ENV}={chosen!r}; expected one of {', '.join(PRESETS[1:])}")
     elif data is None or getattr(data, "synthetic", True):
         chosen, why = "smoke", "no real FER2013 (synthetic faces)"
     elif in_ci():
         chosen, why = "smoke", "running on CI"
+    elif torch.cuda.is_available():
+        chosen, why = "full", "real FER2013 and a CUDA GPU"
     else:
-        chosen, why = "full", "real FER2013 found, not on CI"
+        chosen, why = "class", "real FER2013 without a CUDA GPU: a time budget per model"
     if verbose:
         print(f"preset {preset!r} -> {chosen!r}: {why}")
     return chosen
