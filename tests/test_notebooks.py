@@ -252,14 +252,14 @@ def test_links_between_notebooks_resolve(path):
 # Parameters, as papermill sees them
 # ---------------------------------------------------------------------------------------------
 
-COMMON = {"preset": "str", "seed": "int", "run_name": "str", "data_path": "str"}
+COMMON = {"preset": "str", "seed": "int", "run_name": "str", "data_path": "str|None"}
 TRAINING = {
-    "epochs": "int",
-    "batch_size": "int",
-    "lr": "float",
-    "warmup_epochs": "int",
-    "patience": "int",
-    "optimizer": "str",
+    "epochs": "int|None",
+    "batch_size": "int|None",
+    "lr": "float|None",
+    "warmup_epochs": "int|None",
+    "patience": "int|None",
+    "optimizer": "str|None",
     "device": "str",
     "resume": "bool",
 }
@@ -312,6 +312,18 @@ def test_course_notebooks_share_the_run_parameters(path):
     assert papermill.inspect_notebook(str(path))["preset"]["default"] == '"auto"'
     if path.stem in MODEL_NOTEBOOKS:
         assert TRAINING.items() <= params.items()
+
+
+def test_help_notebook_shows_the_types_and_what_none_means():
+    done = subprocess.run(
+        [sys.executable, "-m", "papermill", "--help-notebook", str(NB_DIR / "02_baseline.ipynb")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"patience: int\|None \(default None\)\s+None: the preset's", done.stdout)
+    assert "Unknown type" not in done.stdout
 
 
 # ---------------------------------------------------------------------------------------------
