@@ -13,6 +13,7 @@ help:
 	@echo "make demo    set up, then run every notebook headless ($(RUN)); prints the time"
 	@echo "make test    set up, then run the whole test suite (unit, notebooks via nbval, browser, ruff)"
 	@echo "make test-fast  the suite without training-heavy and browser tests"
+	@echo "make notebooks-clean  strip outputs and counts after editing a notebook in JupyterLab"
 	@echo "make lint | format | bench"
 
 $(STAMP): pyproject.toml
@@ -42,6 +43,9 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+notebooks-clean: $(STAMP)
+	$(PY) tools/clean_notebooks.py
 
 bench: $(STAMP)
 	$(PY) -m fercourse bench train

@@ -140,8 +140,22 @@ def test_unknown_parameter_names_the_notebook_and_the_key(tmp_path):
 
 def test_a_float_written_as_1e_4_gets_a_yaml_hint(tmp_path):
     path = tiny_run(tmp_path, notebooks="{02_baseline: {lr: 1e-4}}")
-    with pytest.raises(RunFileError, match=r"'lr' expects float, got str '1e-4' \(YAML"):
+    with pytest.raises(RunFileError, match=r"'lr' expects float or None, got str '1e-4' \(YAML"):
         fc.runs.check_parameters(fc.runs.load_run_file(path))
+
+
+def test_none_is_the_presets_default_and_zero_a_real_value(tmp_path):
+    """``epochs = None  # type: int|None``: null and ints pass, anything else is named."""
+    ok = "{02_baseline: {patience: 0, warmup_epochs: 0, epochs: null, lr: null, data_path: null}}"
+    fc.runs.check_parameters(fc.runs.load_run_file(tiny_run(tmp_path, notebooks=ok)))
+    bad = "{02_baseline: {epochs: '5', patience: true, seed: null, optimizer: 1}}"
+    with pytest.raises(RunFileError) as err:
+        fc.runs.check_parameters(fc.runs.load_run_file(tiny_run(tmp_path, notebooks=bad)))
+    message = str(err.value)
+    assert "'epochs' expects int or None, got str '5'" in message
+    assert "'patience' expects int or None, got bool True" in message
+    assert "'seed' expects int, got NoneType None" in message  # no |None: None is refused
+    assert "'optimizer' expects str or None, got int 1" in message
 
 
 def test_cli_refuses_an_unknown_parameter_before_running_anything(tmp_path, capsys):
@@ -191,13 +205,18 @@ def test_resolve_preset(monkeypatch, capsys):
         fc.runs.resolve_preset("fast", None)
 
 
-def test_config_overrides_keep_only_set_values():
-    got = fc.runs.config_overrides(epochs=0, lr=1e-4, optimizer="", device="cpu", resume=False)
+def test_config_overrides_keep_every_value_but_none():
+    got = fc.runs.config_overrides(epochs=None, lr=1e-4, optimizer=None, device="cpu", resume=False)
     assert got == {"lr": 1e-4, "device": "cpu", "resume": False}
-    preset = fc.TrainConfig.for_model("baseline_cnn", preset="smoke")
-    overrides = fc.runs.config_overrides(epochs=0, lr=0.0, batch_size=17)
-    config = fc.TrainConfig.for_model("baseline_cnn", preset="smoke", **overrides)
+    preset = fc.TrainConfig.for_model("baseline_cnn", preset="full")
+    overrides = fc.runs.config_overrides(epochs=None, lr=None, batch_size=17, patience=0)
+    config = fc.TrainConfig.for_model("baseline_cnn", preset="full", **overrides)
     assert (config.epochs, config.lr, config.batch_size) == (preset.epochs, preset.lr, 17)
+    assert preset.patience == 10 and config.patience == 0  # 0 is a value: no early stopping
+    hybrid = fc.TrainConfig.for_model(
+        "hybrid_transformer", preset="full", **fc.runs.config_overrides(warmup_epochs=0)
+    )
+    assert hybrid.warmup_epochs == 0  # its preset warms up for 5 epochs
 
 
 def test_check_answer(capsys):

@@ -11,7 +11,9 @@ you meant to change.
 
 It runs exactly what the tests run: the smoke preset on the synthetic faces, in a temporary data
 and outputs folder (never ``data/`` or ``outputs/``), executes each notebook top to bottom with
-nbclient, and copies the outputs of the checked cells, and only those, into the clean sources.
+nbclient, copies the outputs of the checked cells, and only those, into the sources, and writes
+them clean (``tools/clean_notebooks.py``). Nothing else in a notebook changes: edit the prose and
+the code in JupyterLab, and run this only when a checked fact changes on purpose.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from pathlib import Path
 import nbformat
 
 # `python tools/refresh_checked_outputs.py` puts tools/ first on sys.path.
-from build_notebooks import NOTEBOOKS, NOTEBOOKS_DIR, dumps, is_checked, set_checked_outputs
+from clean_notebooks import NOTEBOOKS_DIR, clean, dumps, is_checked, set_checked_outputs
 from nbclient import NotebookClient
+
+from fercourse.runs import NOTEBOOKS  # 01-08, in the order a run executes them
 
 
 def smoke_environment(tmp: Path) -> dict[str, str]:
@@ -63,18 +67,18 @@ def copy_checked_outputs(name: str, executed: nbformat.NotebookNode) -> int:
         raise RuntimeError(f"{path}: the notebook changed while it ran")
     changed = 0
     ordinal = 0
-    for clean, ran in zip(source.cells, executed.cells, strict=True):
-        if clean.cell_type != "code":
+    for stored, ran in zip(source.cells, executed.cells, strict=True):
+        if stored.cell_type != "code":
             continue
         ordinal += 1
-        if not is_checked(clean):
+        if not is_checked(stored):
             continue
-        if clean.source != ran.source:
-            raise RuntimeError(f"{path}: cell {clean.id} changed while it ran")
-        before = copy.deepcopy(clean.outputs)
-        set_checked_outputs(clean, copy.deepcopy(ran.outputs), ordinal)
-        changed += clean.outputs != before
-    path.write_text(dumps(source), encoding="utf-8")
+        if stored.source != ran.source:
+            raise RuntimeError(f"{path}: cell {stored.id} changed while it ran")
+        before = copy.deepcopy(stored.outputs)
+        set_checked_outputs(stored, copy.deepcopy(ran.outputs), ordinal)
+        changed += stored.outputs != before
+    path.write_bytes(dumps(clean(source)).encode("utf-8"))
     return changed
 
 

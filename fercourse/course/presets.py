@@ -69,17 +69,19 @@ def resolve_preset(preset: str = "auto", data: Any = None, *, verbose: bool = Tr
 
 
 def config_overrides(**values: Any) -> dict[str, Any]:
-    """Keep only the hyperparameters a notebook's parameters actually set.
+    """Keep the hyperparameters a notebook's parameters set: every value that is not ``None``.
 
-    In the parameters cell ``0``, ``0.0`` and ``""`` mean "the preset's default", so that every
-    parameter stays a plain literal; this drops them and returns the rest for
-    ``fc.TrainConfig.for_model(name, preset, **overrides)``.
+    In a parameters cell ``None`` means "the preset's default" (``epochs = None``), so every other
+    value is a real one, ``0`` included: ``patience=0`` turns early stopping off and
+    ``warmup_epochs=0`` trains without a warm-up. This drops the ``None`` values and returns the
+    rest for ``fc.TrainConfig.for_model(name, preset, **overrides)``. Introduced in
+    ``notebooks/02_baseline.ipynb``.
 
     Example:
-        >>> config_overrides(epochs=0, lr=1e-4, device="")
-        {'lr': 0.0001}
+        >>> config_overrides(epochs=None, lr=1e-4, patience=0, optimizer=None)
+        {'lr': 0.0001, 'patience': 0}
     """
-    return {k: v for k, v in values.items() if not (v == 0 or v == "") or isinstance(v, bool)}
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def resolve_pretrained(choice: str = "auto") -> bool:

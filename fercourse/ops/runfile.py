@@ -227,6 +227,21 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+def _accepted_types(type_name: str) -> tuple[type, ...] | None:
+    """The Python types a parameter of papermill's ``type_name`` takes; ``None``: not checked.
+
+    ``"int"`` from ``epochs: int = 4``, or ``"int|None"`` from ``epochs = None  # type: int|None``
+    (papermill cannot parse an ``int | None`` annotation, so a parameter whose default is ``None``
+    gives its type in a ``# type:`` comment). ``"None"`` alone is papermill's "no type given".
+    """
+    parts = type_name.replace(" ", "").split("|")
+    if len(parts) == 1:
+        return _TYPES.get(parts[0])
+    if not all(part in _TYPES or part == "None" for part in parts):
+        return None
+    return tuple(t for part in parts for t in _TYPES.get(part, (type(None),)))
+
+
 def check_parameters(run: RunSpec, notebooks: list[str] | None = None) -> None:
     """Check every parameter the run gives against the notebooks' ``parameters`` cells.
 
@@ -234,8 +249,9 @@ def check_parameters(run: RunSpec, notebooks: list[str] | None = None) -> None:
 
     Raises:
         RunFileError: naming the notebook and the key, for a parameter the notebook does not have
-            or a value whose type does not match the parameter's annotation (with a hint for
-            YAML's ``1e-4``, which YAML reads as a string: write ``1.0e-4``).
+            or a value whose type does not match the parameter's annotation or ``# type:``
+            comment (``null`` only where that says ``|None``; with a hint for YAML's ``1e-4``,
+            which YAML reads as a string: write ``1.0e-4``).
     """
     import papermill
 
@@ -253,15 +269,17 @@ def check_parameters(run: RunSpec, notebooks: list[str] | None = None) -> None:
                 )
                 continue
             expected = declared[key]["inferred_type_name"]
-            ok_types = _TYPES.get(expected)
+            ok_types = _accepted_types(expected)
             if ok_types is None:
                 continue
-            if (isinstance(value, bool) and expected != "bool") or not isinstance(value, ok_types):
+            if (isinstance(value, bool) and bool not in ok_types) or not isinstance(
+                value, ok_types
+            ):
                 hint = ""
-                if expected == "float" and isinstance(value, str):
+                if float in ok_types and isinstance(value, str):
                     hint = " (YAML reads 1e-4 as a string: write 1.0e-4)"
                 problems.append(
-                    f"{nb}: parameter {key!r} expects {expected}, got "
+                    f"{nb}: parameter {key!r} expects {expected.replace('|', ' or ')}, got "
                     f"{type(value).__name__} {value!r}{hint}"
                 )
     if problems:
