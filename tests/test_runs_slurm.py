@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 
 import fercourse as fc
 from fercourse.runs import MODEL_NOTEBOOKS, RunFileError
@@ -217,12 +218,18 @@ def test_bad_cluster_options_are_refused(tmp_path, slurm, message):
 def test_the_cpu_example_fits_a_cpu_only_node(capsys):
     submit(CPU_EXAMPLE, dry_run=True)
     jobs = dry_run_lines(capsys)
-    for argv in jobs.values():
-        assert "--cpus-per-task=1" in argv and "--mem=4G" in argv
+    for key, argv in jobs.items():
+        cpus = 2 if key == "JOB_MODELS" else 1
+        assert f"--cpus-per-task={cpus}" in argv and "--mem=4G" in argv, key
     assert "--gres=none" in jobs["JOB_MODELS"]
     run = fc.runs.load_run_file(CPU_EXAMPLE)
     fc.runs.check_parameters(run)
-    assert all(run.parameters[nb]["epochs"] == 1 for nb in MODEL_NOTEBOOKS)
+    assert all(run.parameters[nb]["device"] == "cpu" for nb in MODEL_NOTEBOOKS)
+    # The README shows this file's cluster options as they are.
+    readme = (RUNS_DIR / "slurm" / "README.md").read_text()
+    shown = readme.split("### A CPU-only cluster", 1)[1].split("```yaml\n", 1)[1].split("```")[0]
+    assert yaml.safe_load(shown)["slurm"] == run.slurm
+    assert yaml.safe_load(shown)["extends"] == yaml.safe_load(CPU_EXAMPLE.read_text())["extends"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from fercourse.runs import MODEL_NOTEBOOKS, NOTEBOOKS
 from fercourse.runs.cli import main as run_main
 from fercourse.runs.runner import read_status
 from fercourse.runs.slurm import job_info, plan_submission, read_submissions, scontrol_jobs
+from fercourse.runs.slurm_status import run_status
 from fercourse.utils import PROJECT_ROOT
 
 pytestmark = pytest.mark.slurm
@@ -51,16 +52,30 @@ def write_yaml(path: Path, text: str) -> Path:
     return path
 
 
-def wait_for(what: str, ready, timeout: float, cluster: SlurmCluster, poll: float = 1.0):
+def wait_for(what: str, ready, timeout: float, cluster: SlurmCluster, poll=1.0, failed=None):
+    """Poll ``ready()``; fail at the timeout, or as soon as ``failed()`` returns a message."""
     deadline = time.monotonic() + timeout
     while True:
         value = ready()
         if value:
             return value
+        problem = failed() if failed else None
+        if problem:
+            pytest.fail(f"while waiting for {what}: {problem}")
         if time.monotonic() > deadline:
             squeue = cluster.run("squeue", "-a", check=False).stdout
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{squeue}")
         time.sleep(poll)
+
+
+def failed_jobs(run) -> str | None:
+    """The notebooks of ``run`` whose job failed, with the end of their logs (else ``None``)."""
+    bad = [s for s in run_status(run.file) if s.state == "failed"]
+    tails = []
+    for s in bad:
+        log = Path(s.log).read_text(errors="replace")[-3000:] if s.log else "(no log)"
+        tails.append(f"{s.notebook} ({s.job}): {s.detail}\n{log}")
+    return "\n".join(tails) or None
 
 
 def when(stamp: str | None) -> datetime:
@@ -105,7 +120,8 @@ def test_a_notebook_running_in_a_live_job_is_not_started_a_second_time(cluster, 
     )
     run = fc.runs.load_run_file(path)
     # A job of an earlier submission, still training 02 (here: a job that sleeps).
-    job = cluster.run("sbatch", "--parsable", "--mem=100M", "--wrap", "sleep 300").stdout.strip()
+    sleeper = ["--parsable", "--mem=100M", f"--output={tmp_path}/%j.out", "--wrap", "sleep 300"]
+    job = cluster.run("sbatch", *sleeper).stdout.strip()
     running = lambda: getattr(job_info(job), "state", "") == "RUNNING"  # noqa: E731
     wait_for("the job to run", running, 60, cluster, poll=0.3)
     marker = {"status": "running", "started": "2026-01-01T00:00:00+00:00"}
@@ -143,8 +159,10 @@ def test_the_smoke_course_through_slurm_with_a_cancelled_task(cluster, tmp_path,
         """\
         extends: slurm/cpu-example.yaml
         run_name: slurm-course
-        notebooks:
-          02_baseline: {epochs: 3}   # long enough to be cancelled between two checkpoints
+        notebooks:        # one epoch where the notebook does not check that the model learns
+          04_multiscale: {epochs: 1}
+          05_hybrid: {epochs: 1}
+          07_vit: {epochs: 1}
         """,
     )
     run = fc.runs.load_run_file(path)
@@ -158,26 +176,26 @@ def test_the_smoke_course_through_slurm_with_a_cancelled_task(cluster, tmp_path,
     task_02 = first["notebooks"]["02_baseline"]["job"]
     assert task_02 == f"{array}_0"
 
-    # Cancel 02 once its first epoch is checkpointed, while it trains the second.
+    # Cancel 02 (4 epochs) once its first epoch is checkpointed, while it trains the next.
     def checkpointed():
         marker = read_status(run, "02_baseline")
         return marker.get("status") == "running" and (model_dir / "train_state.pt").exists()
 
-    wait_for("02_baseline's first checkpoint", checkpointed, 600, cluster, poll=0.2)
+    wait_for("02_baseline's first checkpoint", checkpointed, 1200, cluster, poll=0.2)
     interrupted = json.loads((model_dir / "history.json").read_text())
     cluster.run("scancel", task_02)
     cancelled_at = time.monotonic()
     wait_for("the cancelled task to end", lambda: not job_info(task_02).active, 60, cluster, 0.3)
     assert job_info(task_02).state == "CANCELLED"
     done_epochs = [row["epoch"] for row in interrupted["epochs"]]
-    assert done_epochs and done_epochs[-1] < 3, "02 finished before it could be cancelled"
+    assert done_epochs and done_epochs[-1] < 4, "02 finished before it could be cancelled"
 
     # The other five tasks end; the compare job can then never start. --status says so.
     def array_done():
         tasks = [i for i in scontrol_jobs(array) if i.job != task_02]
         return len(tasks) == 5 and all(not i.active for i in tasks)
 
-    wait_for("the other model tasks", array_done, 900, cluster)
+    wait_for("the other model tasks", array_done, 3600, cluster, failed=lambda: failed_jobs(run))
     wait_for(
         "the compare job to be blocked", lambda: job_info(compare_job).never_starts, 60, cluster
     )
@@ -202,7 +220,8 @@ def test_the_smoke_course_through_slurm_with_a_cancelled_task(cluster, tmp_path,
     assert f"cancelled job {compare_job} of an earlier submission" in resubmitted
     new_02, new_compare = second["notebooks"]["02_baseline"]["job"], second["jobs"]["08_compare"]
 
-    wait_for("the new compare job", lambda: not job_info(new_compare).active, 900, cluster)
+    compare_done = lambda: not job_info(new_compare).active  # noqa: E731
+    wait_for("the new compare job", compare_done, 3600, cluster, failed=lambda: failed_jobs(run))
     total = time.monotonic() - started
 
     # The scheduler's record: every job completed, each after what it depends on.
@@ -216,9 +235,12 @@ def test_the_smoke_course_through_slurm_with_a_cancelled_task(cluster, tmp_path,
         assert when(jobs[nb].end) <= when(jobs["08_compare"].start), nb
     assert when(job_info(task_02).end) <= when(jobs["02_baseline"].start)
     order = sorted(jobs, key=lambda nb: (when(jobs[nb].start), nb))
-    print(f"\nscontrol order: {order}")
-    for nb in order:
-        print(f"  {nb:<14} job {jobs[nb].job:<8} {jobs[nb].start} -> {jobs[nb].end}")
+    report = ["", "the scheduler's record (scontrol show job), in start order:"]
+    report += [
+        f"  {nb:<14} job {jobs[nb].job:<6} {jobs[nb].start} -> {jobs[nb].end}" for nb in order
+    ]
+    cancelled = job_info(task_02)
+    report.append(f"  (02_baseline cancelled: job {task_02} {cancelled.start} -> {cancelled.end})")
 
     # What a local run leaves, in the same place.
     record = json.loads((out / "run.json").read_text())
@@ -235,7 +257,7 @@ def test_the_smoke_course_through_slurm_with_a_cancelled_task(cluster, tmp_path,
 
     # Resumed, not restarted: the epochs before the cancel are the interrupted run's own.
     history = json.loads((model_dir / "history.json").read_text())
-    assert [row["epoch"] for row in history["epochs"]] == [1, 2, 3]
+    assert [row["epoch"] for row in history["epochs"]] == [1, 2, 3, 4]
     assert history["epochs"][: len(interrupted["epochs"])] == interrupted["epochs"]
 
     # The logs, in outputs/<run>/slurm/, hold the training progress of each task.
@@ -243,20 +265,22 @@ def test_the_smoke_course_through_slurm_with_a_cancelled_task(cluster, tmp_path,
     log = {nb: Path(e["log"]) for s in read_submissions(run) for nb, e in s["notebooks"].items()}
     first_02_log = Path(first["notebooks"]["02_baseline"]["log"])
     assert all(p.parent == logs and p.is_file() for p in [*log.values(), first_02_log])
-    assert "[baseline_cnn] epoch 1/3" in first_02_log.read_text()
+    assert "[baseline_cnn] epoch 1/4" in first_02_log.read_text()
     resumed_log = log["02_baseline"].read_text()
     assert "was interrupted last time" in resumed_log
-    assert "[baseline_cnn] epoch 3/3" in resumed_log and "epoch 1/3" not in resumed_log
+    assert "[baseline_cnn] epoch 4/4" in resumed_log and "epoch 1/4" not in resumed_log
     for nb, model in MODEL_NOTEBOOKS.items():
-        if nb != "02_baseline":
-            assert f"[{model}] epoch 1/1" in log[nb].read_text(), nb
+        epochs = json.loads((out / model / "config.json").read_text())["config"]["epochs"]
+        assert f"[{model}] epoch {epochs}/{epochs}" in log[nb].read_text(), nb
 
     capsys.readouterr()
     assert run_main([str(path), "--status"]) == 0
     final = capsys.readouterr().out
     assert all(f"{nb:<14}complete" in final for nb in NOTEBOOKS), final
-    print(
+    report.append(
         f"first pass (to the blocked compare job) {first_pass:.0f} s, cancel at "
         f"{cancelled_at - started:.0f} s, whole test {total:.0f} s; "
-        f"02 interrupted after epoch(s) {done_epochs}"
+        f"02 interrupted after epoch(s) {done_epochs}, resumed to {len(history['epochs'])}"
     )
+    with capsys.disabled():  # shown with -s
+        print("\n".join(report))

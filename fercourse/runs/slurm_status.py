@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .runfile import RunSpec, load_run_file
+from .runfile import MODEL_NOTEBOOKS, RunSpec, load_run_file
 from .slurm import NEVER_STARTS, JobInfo, _Scheduler, _shown_path, latest_jobs
 
 
@@ -108,6 +108,15 @@ def _statuses(run: RunSpec, scontrol: str) -> tuple[list[NotebookStatus], str | 
     )
     scheduler = _Scheduler(scontrol, enabled=slurm_used)
     statuses = [notebook_status(run, nb, scheduler) for nb in run.notebooks]
+    # SLURM says DependencyNeverSatisfied only once the whole array has ended; a job queued
+    # behind a notebook that failed or was interrupted (and not submitted again) is doomed now.
+    stage = {"01_data": 0, **dict.fromkeys(MODEL_NOTEBOOKS, 1), "08_compare": 2}
+    broken = [s for s in statuses if s.state in ("failed", "interrupted")]
+    for s in statuses:
+        before = [b.notebook for b in broken if stage[b.notebook] < stage[s.notebook]]
+        if s.state == "queued" and before:
+            s.state = "blocked"
+            s.detail = f"waits (afterok) for {', '.join(before)}, which did not succeed"
     return statuses, None if scheduler.error == "not asked" else scheduler.error
 
 
