@@ -11,7 +11,7 @@ RUN    ?= papermill_runs/auto.yaml
 
 help:
 	@echo "make demo    set up, then run every notebook headless ($(RUN)); prints the time"
-	@echo "make test    set up, then run the whole test suite (unit, notebooks via nbval, browser, ruff)"
+	@echo "make test    set up, then run the whole test suite (unit, notebooks via nbval, browser, SLURM, ruff)"
 	@echo "make test-fast  the suite without training-heavy and browser tests"
 	@echo "make notebooks-clean  strip outputs and counts after editing a notebook in JupyterLab"
 	@echo "make lint | format | bench"

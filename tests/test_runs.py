@@ -293,7 +293,7 @@ def test_sbatch_scripts_are_valid_bash_with_the_right_resources():
     # The script's default array order is the runner's.
     assert f"NOTEBOOKS=({' '.join(MODEL_NOTEBOOKS)})" in models
     for text in scripts.values():
-        assert 'python -m fercourse run "$RUN_FILE" --only' in text
+        assert '"$PYTHON" -m fercourse run "$RUN_FILE" --only' in text
 
 
 def test_slurm_dry_run_prints_the_chained_sbatch_commands(capsys):
@@ -314,8 +314,9 @@ def test_slurm_dry_run_prints_the_chained_sbatch_commands(capsys):
 def test_slurm_submit_chains_the_job_ids(tmp_path, monkeypatch):
     log = tmp_path / "calls.txt"
     fake = tmp_path / "sbatch"
-    fake.write_text(
-        f"#!/bin/bash\necho \"$*\" >> {log}\nn=$(wc -l < {log}); echo $((100 + n))';cluster'\n"
+    fake.write_text(  # `sbatch --test-only` (the check before submitting) answers yes
+        '#!/bin/bash\nif [ "$1" = --test-only ]; then exit 0; fi\n'
+        f"echo \"$*\" >> {log}\nn=$(wc -l < {log}); echo $((100 + n))';cluster'\n"
     )
     fake.chmod(0o755)
     ids = submit(RUNS_DIR / "a100.yaml", sbatch=str(fake), echo=lambda _: None)

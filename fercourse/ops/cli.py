@@ -5,6 +5,8 @@ Examples::
     python -m fercourse run papermill_runs/smoke.yaml              # 01-08 on CPU, a few minutes
     python -m fercourse run papermill_runs/smoke.yaml --only 02_baseline,08_compare --force
     python -m fercourse run papermill_runs/a100.yaml --slurm --dry-run   # print the sbatch calls
+    python -m fercourse run papermill_runs/slurm/cpu-example.yaml --slurm   # submit (CPU-only)
+    python -m fercourse run papermill_runs/slurm/cpu-example.yaml --status  # where it stands
 """
 
 from __future__ import annotations
@@ -30,12 +32,19 @@ def _parser() -> argparse.ArgumentParser:
         help=f"comma-separated notebooks to run, e.g. 02_baseline,08_compare ({', '.join(NOTEBOOKS)})",
     )
     parser.add_argument(
-        "--slurm", action="store_true", help="submit the run as SLURM jobs instead of running it"
+        "--slurm",
+        action="store_true",
+        help="submit the run as SLURM jobs instead of running it (--only and --force apply)",
     )
     parser.add_argument(
         "--dry-run",
         action="store_true",
         help="with --slurm: print the sbatch commands; alone: check the run file and list the plan",
+    )
+    parser.add_argument(
+        "--status",
+        action="store_true",
+        help="per notebook: complete, running, queued, failed... with its SLURM job and log",
     )
     parser.add_argument(
         "--log-output", action="store_true", help="stream the notebooks' output here (SLURM logs)"
@@ -48,10 +57,15 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     only = [nb.strip() for nb in args.only.split(",") if nb.strip()]
     try:
+        if args.status:
+            from .slurm_status import print_status
+
+            print_status(args.run_file)
+            return 0
         if args.slurm:
             from .slurm import submit
 
-            submit(args.run_file, dry_run=args.dry_run)
+            submit(args.run_file, only=only, force=args.force, dry_run=args.dry_run)
             return 0
         if args.dry_run:
             return _plan(args.run_file, only, args.force)

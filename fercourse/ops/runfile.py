@@ -2,7 +2,7 @@
 
 A run file names a run and the parameters its notebooks get::
 
-    extends: common.yaml         # merged first (keys here win); relative to this file
+    extends: common.yaml         # merged first (keys here win): see :func:`resolve_extends`
     run_name: smoke              # results go to outputs/smoke/ (default: the file's stem)
     parameters: {preset: smoke}  # every notebook
     models: {device: cpu}        # the six model notebooks (02-07)
@@ -50,6 +50,9 @@ MODEL_NOTEBOOKS: dict[str, str] = {
 
 _TOP_KEYS = {"extends", "run_name", "order", "notebooks_dir", "kernel", "cell_timeout_s"}
 _TOP_KEYS |= {"parameters", "models", "notebooks", "slurm"}
+
+RUNS_DIR: Path = PROJECT_ROOT / "papermill_runs"
+"""The shipped run files; an ``extends:`` name not found next to the file is looked up here."""
 
 
 class RunFileError(ValueError):
@@ -134,7 +137,32 @@ def _load_merged(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     parent = content.pop("extends", None)
     if parent is None:
         return content
-    return _merge(_load_merged(path.parent / parent, (*seen, path)), content)
+    return _merge(_load_merged(resolve_extends(path, parent), (*seen, path)), content)
+
+
+def resolve_extends(run_file: Path, parent: str | Path) -> Path:
+    """The file an ``extends:`` line in ``run_file`` names.
+
+    An absolute path is used as it is. A relative one is looked up, in this order: next to the
+    file that says it (``extends: ../smoke.yaml``); among the shipped run files in
+    ``papermill_runs/`` (``extends: smoke.yaml``, ``extends: slurm/cpu-example.yaml``); from
+    the repository root (``extends: papermill_runs/smoke.yaml``). So a run file kept anywhere
+    (a home folder, a tmp dir) can extend a shipped one by its name.
+
+    Raises:
+        RunFileError: the file is in none of those places (the message names them).
+    """
+    given = Path(parent)
+    if given.is_absolute():
+        return given
+    tried = [run_file.parent / given, RUNS_DIR / given, PROJECT_ROOT / given]
+    for candidate in tried:
+        if candidate.exists():
+            return candidate
+    raise RunFileError(
+        f"{run_file}: extends {str(parent)!r}, which is in none of: "
+        + ", ".join(str(p) for p in tried)
+    )
 
 
 def load_run_file(path: str | Path) -> RunSpec:

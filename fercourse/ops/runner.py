@@ -5,10 +5,12 @@ What a run leaves in ``outputs/<run>/``:
 - ``<notebook>.ipynb``: the executed copy (the sources in ``notebooks/`` are never written);
 - ``<model>/``: what each model notebook saved (checkpoints, ``history.json``, ``metrics.json``);
 - ``.status/<notebook>.json``: one marker per notebook (``running``, ``complete`` or ``failed``,
-  with its time and parameter hash). A notebook that is ``complete`` with the same parameters is
-  skipped on the next run unless forced (08 runs again whenever a model notebook did). An
-  interrupted one is simply executed again: its training resumes from the checkpoint in
-  ``outputs/<run>/<model>/`` (``fc.fit(resume=True)``);
+  with its time, parameter hash, and who runs it: host and process, or the SLURM job). A notebook
+  that is ``complete`` with the same parameters is skipped on the next run unless forced (08 runs
+  again whenever a model notebook finished after 08 last started). An interrupted one is simply
+  executed again: its training resumes from the checkpoint in ``outputs/<run>/<model>/``
+  (``fc.fit(resume=True)``). One whose marker says ``running`` while that process or SLURM job
+  is still alive is never started a second time: the run stops there and says where it runs;
 - ``run.json``: the status of every notebook, times, parameters, library versions, git commit.
 
 Introduced in ``notebooks/README.md``.
@@ -90,18 +92,23 @@ class NotebookFailure:
 
 @dataclass
 class RunResult:
-    """What :func:`run_course` did: per-notebook status and seconds, and the first failure."""
+    """What :func:`run_course` did: per-notebook status and seconds, and the first failure.
+
+    ``busy`` names a notebook that was not started because it is running elsewhere right now
+    (another process, or a SLURM job that is still alive), with where.
+    """
 
     run: RunSpec
     status: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     failure: NotebookFailure | None = None
     total_seconds: float = 0.0
+    busy: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        """True when no notebook failed."""
-        return self.failure is None
+        """True when no notebook failed and none was left alone because it runs elsewhere."""
+        return self.failure is None and not self.busy
 
     def table(self) -> str:
         """A per-notebook time table with the total, as the runner prints it."""
@@ -164,6 +171,77 @@ def is_complete(run: RunSpec, notebook: str) -> bool:
     )
 
 
+def compare_is_stale(run: RunSpec) -> bool:
+    """True when a model notebook finished after ``08_compare`` last started (08 must run again).
+
+    Read from the markers, so it holds across invocations: a SLURM array task that re-trained a
+    model, or ``--only 02_baseline`` run by hand, makes the next 08 run instead of being skipped.
+    """
+    started = read_status(run, "08_compare").get("started")
+    if not started:
+        return False
+    return any(
+        (read_status(run, nb).get("finished") or "") > started
+        for nb in MODEL_NOTEBOOKS
+        if nb in run.notebooks
+    )
+
+
+def _who_runs_it() -> dict[str, Any]:
+    """What a ``running`` marker records about this process (and its SLURM job, in one)."""
+    who: dict[str, Any] = {"host": platform.node(), "pid": os.getpid()}
+    job_id = os.environ.get("SLURM_JOB_ID")
+    if job_id:
+        array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+        who["slurm"] = {
+            "job_id": job_id,  # the scheduler's own id, unique per array task
+            "job": f"{array}_{task}" if array and task else job_id,  # as squeue shows it
+            "name": os.environ.get("SLURM_JOB_NAME", ""),
+        }
+    return who
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    try:  # a reused pid is some other program: only a fercourse process counts
+        return b"fercourse" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+
+
+def running_elsewhere(marker: dict[str, Any], *, scontrol: str = "scontrol") -> str | None:
+    """Where a notebook whose marker says ``running`` is still running, or ``None``.
+
+    ``None`` means the run that wrote the marker is gone (killed, cancelled, timed out): the
+    notebook was interrupted and may run again (its training resumes). A SLURM job is asked
+    about through ``scontrol``; a local process by its pid, on the same host only.
+    """
+    if marker.get("status") != "running":
+        return None
+    slurm = marker.get("slurm")
+    if slurm:
+        if slurm.get("job_id") == os.environ.get("SLURM_JOB_ID"):
+            return None  # this very job, requeued: it is the run that was interrupted
+        from .slurm import SchedulerError, job_info
+
+        try:
+            info = job_info(str(slurm.get("job_id")), scontrol=scontrol)
+        except SchedulerError:
+            return None  # no scheduler to ask here: as before, treat it as interrupted
+        if info is not None and info.active:
+            return f"SLURM job {slurm.get('job')} ({info.state}, on {info.node or '?'})"
+        return None
+    pid = marker.get("pid")
+    if marker.get("host") == platform.node() and pid and pid != os.getpid() and _pid_alive(pid):
+        return f"process {pid} on this machine"
+    return None
+
+
 def write_run_json(run: RunSpec) -> Path:
     """(Re)write ``outputs/<run>/run.json`` from the per-notebook markers.
 
@@ -214,6 +292,10 @@ def _execute(run: RunSpec, nb: str, log_output: bool) -> None:
     kwargs: dict[str, Any] = {}
     if run.cell_timeout_s:
         kwargs["execution_timeout"] = run.cell_timeout_s
+    if log_output:
+        # The cells' stdout/stderr straight into ours (a SLURM job's log): the epoch lines too.
+        # papermill's own log_output only hands them to a logger nobody has configured.
+        kwargs |= {"stdout_file": sys.stdout, "stderr_file": sys.stderr}
     with _kernel_environment():
         papermill.execute_notebook(
             str(run.source(nb)),
@@ -221,7 +303,6 @@ def _execute(run: RunSpec, nb: str, log_output: bool) -> None:
             parameters=run.parameters[nb],
             kernel_name=run.kernel,
             progress_bar=False,
-            log_output=log_output,
             request_save_on_cell_execute=True,  # a killed run leaves a readable partial notebook
             cwd=str(run.source(nb).parent),
             **kwargs,
@@ -242,12 +323,14 @@ def run_course(
         run_file: e.g. ``papermill_runs/smoke.yaml`` (see :mod:`fercourse.ops.runfile`).
         force: execute notebooks that are already complete too.
         only: execute just these notebooks (names such as ``"02_baseline"``), in run order.
-        log_output: stream the notebooks' output to this process's log (SLURM jobs do).
+        log_output: write the notebooks' output (the epoch lines too) to this process's stdout
+            and stderr, as it arrives (SLURM jobs do: it lands in the job's log).
         echo: where progress lines go.
 
     Returns:
         A :class:`RunResult`; ``result.failure`` says which notebook failed, in which cell, why,
-        and where its partial output is. Execution stops at the first failure.
+        and where its partial output is; ``result.busy`` names a notebook left alone because it
+        is running elsewhere right now. Execution stops at the first of either.
 
     Raises:
         RunFileError: before anything runs, for a malformed run file or a parameter a notebook
@@ -266,23 +349,34 @@ def run_course(
     echo(f"run {run.name!r} from {run.file} -> {run.out_dir}")
     for nb in selected:
         # 08 compares the models: when one of them was just (re)trained, 08 runs again too.
-        stale = nb == "08_compare" and any(
-            result.status.get(m) == "complete" for m in MODEL_NOTEBOOKS
+        stale = nb == "08_compare" and (
+            any(result.status.get(m) == "complete" for m in MODEL_NOTEBOOKS)
+            or compare_is_stale(run)
         )
         if not force and not stale and is_complete(run, nb):
             result.status[nb] = "skipped"
             echo(f"  {nb:<14} complete already, skipped (--force to run it again)")
             continue
+        previous = read_status(run, nb)
+        elsewhere = running_elsewhere(previous)
+        if elsewhere:  # never the same notebook twice at once (same outputs, same checkpoint)
+            result.status[nb] = "busy"
+            result.busy[nb] = elsewhere
+            echo(
+                f"  {nb:<14} is running in {elsewhere} since {previous.get('started')}: "
+                "not started a second time; wait for it (or cancel it) and run again"
+            )
+            break
+        if previous.get("status") == "running":
+            echo(f"  {nb:<14} was interrupted last time; running it again (training resumes)")
         marker = {
             "status": "running",
             "started": _now(),
             "params_hash": run.params_hash(nb),
             "parameters": run.parameters[nb],
             "output": str(run.out_dir / f"{nb}.ipynb"),
+            **_who_runs_it(),
         }
-        previous = read_status(run, nb)
-        if previous.get("status") == "running":
-            echo(f"  {nb:<14} was interrupted last time; running it again (training resumes)")
         atomic_write_json(status_path(run, nb), marker)
         echo(f"  {nb:<14} running ...")
         t0 = time.perf_counter()
