@@ -23,7 +23,7 @@ import nbformat
 import papermill
 import pytest
 
-from fercourse.runs import MODEL_NOTEBOOKS, NOTEBOOKS
+from fercourse.ops import MODEL_NOTEBOOKS, NOTEBOOKS
 from fercourse.utils import PROJECT_ROOT
 
 NB_DIR = PROJECT_ROOT / "notebooks"
@@ -224,7 +224,7 @@ def test_notebook_skeleton(path):
     assert "## Exercises" in headings and "## Summary" in headings
     assert headings.index("## Exercises") < headings.index("## Summary")
     assert nb.cells[-1].cell_type == "markdown" and nb.cells[-1].source.startswith("## Summary")
-    assert sources.count("fc.runs.check_answer") >= 2, "exercises come with self-check cells"
+    assert sources.count("fc.course.check_answer") >= 2, "exercises come with self-check cells"
 
 
 @pytest.mark.parametrize("path", COURSE, ids=lambda p: p.stem)

@@ -17,9 +17,9 @@ import nbformat
 import pytest
 
 import fercourse as fc
-from fercourse.runs import MODEL_NOTEBOOKS, NOTEBOOKS, RunFileError
-from fercourse.runs.cli import main as run_main
-from fercourse.runs.slurm import SLURM_DIR, sbatch_jobs, submit
+from fercourse.ops import MODEL_NOTEBOOKS, NOTEBOOKS, RunFileError
+from fercourse.ops.cli import main as run_main
+from fercourse.ops.slurm import SLURM_DIR, sbatch_jobs, submit
 from fercourse.utils import PROJECT_ROOT
 
 RUNS_DIR = PROJECT_ROOT / "papermill_runs"
@@ -67,7 +67,7 @@ def test_run_file_merges_common_models_and_notebook_sections(tmp_path):
         models: {device: cpu, lr: 1.0e-3}
         """,
     )
-    run = fc.runs.load_run_file(
+    run = fc.ops.load_run_file(
         write_yaml(
             tmp_path / "exp.yaml",
             """\
@@ -111,19 +111,19 @@ def test_run_file_merges_common_models_and_notebook_sections(tmp_path):
 def test_malformed_run_files_are_clear_errors(tmp_path, text, message):
     path = write_yaml(tmp_path / "loop.yaml", text)
     with pytest.raises(RunFileError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
-        fc.runs.load_run_file(path)
+        fc.ops.load_run_file(path)
     assert "loop.yaml" in str(err.value)  # every message names the file
 
 
 @pytest.mark.parametrize("name", ["common", "smoke", "auto", "a100"])
 def test_shipped_run_files_match_the_notebooks(name):
-    run = fc.runs.load_run_file(RUNS_DIR / f"{name}.yaml")
-    fc.runs.check_parameters(run)  # raises on any unknown name or wrong type
+    run = fc.ops.load_run_file(RUNS_DIR / f"{name}.yaml")
+    fc.ops.check_parameters(run)  # raises on any unknown name or wrong type
     assert run.notebooks == list(NOTEBOOKS)
 
 
 def test_a100_run_has_the_full_per_model_hyperparameters():
-    run = fc.runs.load_run_file(RUNS_DIR / "a100.yaml")
+    run = fc.ops.load_run_file(RUNS_DIR / "a100.yaml")
     cnn, hybrid, vit = (run.parameters[nb] for nb in ("02_baseline", "05_hybrid", "07_vit"))
     assert cnn["preset"] == "full" and cnn["device"] == "cuda" and cnn["optimizer"] == "adamw"
     assert cnn["lr"] == 1e-3 and cnn["epochs"] == 50 and cnn["batch_size"] >= 64
@@ -133,24 +133,24 @@ def test_a100_run_has_the_full_per_model_hyperparameters():
 
 def test_unknown_parameter_names_the_notebook_and_the_key(tmp_path):
     path = tiny_run(tmp_path, notebooks="{02_baseline: {widht: 64}}")
-    run = fc.runs.load_run_file(path)
+    run = fc.ops.load_run_file(path)
     with pytest.raises(RunFileError, match=r"02_baseline: unknown parameter 'widht'"):
-        fc.runs.check_parameters(run)
+        fc.ops.check_parameters(run)
 
 
 def test_a_float_written_as_1e_4_gets_a_yaml_hint(tmp_path):
     path = tiny_run(tmp_path, notebooks="{02_baseline: {lr: 1e-4}}")
     with pytest.raises(RunFileError, match=r"'lr' expects float or None, got str '1e-4' \(YAML"):
-        fc.runs.check_parameters(fc.runs.load_run_file(path))
+        fc.ops.check_parameters(fc.ops.load_run_file(path))
 
 
 def test_none_is_the_presets_default_and_zero_a_real_value(tmp_path):
     """``epochs = None  # type: int|None``: null and ints pass, anything else is named."""
     ok = "{02_baseline: {patience: 0, warmup_epochs: 0, epochs: null, lr: null, data_path: null}}"
-    fc.runs.check_parameters(fc.runs.load_run_file(tiny_run(tmp_path, notebooks=ok)))
+    fc.ops.check_parameters(fc.ops.load_run_file(tiny_run(tmp_path, notebooks=ok)))
     bad = "{02_baseline: {epochs: '5', patience: true, seed: null, optimizer: 1}}"
     with pytest.raises(RunFileError) as err:
-        fc.runs.check_parameters(fc.runs.load_run_file(tiny_run(tmp_path, notebooks=bad)))
+        fc.ops.check_parameters(fc.ops.load_run_file(tiny_run(tmp_path, notebooks=bad)))
     message = str(err.value)
     assert "'epochs' expects int or None, got str '5'" in message
     assert "'patience' expects int or None, got bool True" in message
@@ -187,45 +187,54 @@ class _Data:
 def test_resolve_preset(monkeypatch, capsys):
     monkeypatch.delenv("FERCOURSE_PRESET", raising=False)
     monkeypatch.delenv("CI", raising=False)
-    assert fc.runs.resolve_preset("auto", _Data(synthetic=True)) == "smoke"
+    assert fc.course.resolve_preset("auto", _Data(synthetic=True)) == "smoke"
     assert "synthetic" in capsys.readouterr().out
-    assert fc.runs.resolve_preset("auto", _Data(synthetic=False)) == "full"
-    assert fc.runs.resolve_preset("smoke", _Data(synthetic=False)) == "smoke"
-    assert fc.runs.resolve_preset("full", None, verbose=False) == "full"
+    # Real FER2013: the class-period budget without a CUDA GPU, the full recipe with one.
+    assert fc.course.resolve_preset("auto", _Data(synthetic=False)) == "class"
+    assert "without a CUDA GPU" in capsys.readouterr().out
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    assert fc.course.resolve_preset("auto", _Data(synthetic=False)) == "full"
+    monkeypatch.undo()
+    monkeypatch.delenv("FERCOURSE_PRESET", raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    assert fc.course.resolve_preset("smoke", _Data(synthetic=False)) == "smoke"
+    assert fc.course.resolve_preset("full", None, verbose=False) == "full"
     monkeypatch.setenv("CI", "true")
-    assert fc.runs.resolve_preset("auto", _Data(synthetic=False)) == "smoke"
+    assert fc.course.resolve_preset("auto", _Data(synthetic=False)) == "smoke"
     monkeypatch.delenv("CI")
     monkeypatch.setenv("FERCOURSE_PRESET", "smoke")  # how nbval forces smoke next to FER2013
-    assert fc.runs.resolve_preset("auto", _Data(synthetic=False)) == "smoke"
-    assert fc.runs.resolve_preset("full", _Data(synthetic=False)) == "full"  # explicit wins
+    assert fc.course.resolve_preset("auto", _Data(synthetic=False)) == "smoke"
+    assert fc.course.resolve_preset("full", _Data(synthetic=False)) == "full"  # explicit wins
     monkeypatch.setenv("FERCOURSE_PRESET", "tiny")
     with pytest.raises(ValueError, match="FERCOURSE_PRESET"):
-        fc.runs.resolve_preset("auto", None)
+        fc.course.resolve_preset("auto", None)
     with pytest.raises(ValueError, match="unknown preset 'fast'"):
-        fc.runs.resolve_preset("fast", None)
+        fc.course.resolve_preset("fast", None)
 
 
 def test_config_overrides_keep_every_value_but_none():
-    got = fc.runs.config_overrides(epochs=None, lr=1e-4, optimizer=None, device="cpu", resume=False)
+    got = fc.course.config_overrides(
+        epochs=None, lr=1e-4, optimizer=None, device="cpu", resume=False
+    )
     assert got == {"lr": 1e-4, "device": "cpu", "resume": False}
     preset = fc.TrainConfig.for_model("baseline_cnn", preset="full")
-    overrides = fc.runs.config_overrides(epochs=None, lr=None, batch_size=17, patience=0)
+    overrides = fc.course.config_overrides(epochs=None, lr=None, batch_size=17, patience=0)
     config = fc.TrainConfig.for_model("baseline_cnn", preset="full", **overrides)
     assert (config.epochs, config.lr, config.batch_size) == (preset.epochs, preset.lr, 17)
     assert preset.patience == 10 and config.patience == 0  # 0 is a value: no early stopping
     hybrid = fc.TrainConfig.for_model(
-        "hybrid_transformer", preset="full", **fc.runs.config_overrides(warmup_epochs=0)
+        "hybrid_transformer", preset="full", **fc.course.config_overrides(warmup_epochs=0)
     )
     assert hybrid.warmup_epochs == 0  # its preset warms up for 5 epochs
 
 
 def test_check_answer(capsys):
-    fc.runs.check_answer(..., 3, name="x")
+    fc.course.check_answer(..., 3, name="x")
     assert "x: not answered yet" in capsys.readouterr().out
-    fc.runs.check_answer(0.2501, 0.25, name="rate", tol=1e-3)
+    fc.course.check_answer(0.2501, 0.25, name="rate", tol=1e-3)
     assert "rate: correct" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="look again"):
-        fc.runs.check_answer("sad", "happy", hint="look again")
+        fc.course.check_answer("sad", "happy", hint="look again")
 
 
 def test_resolve_pretrained_falls_back_to_scratch_offline(monkeypatch, capsys, tmp_path):
@@ -234,11 +243,11 @@ def test_resolve_pretrained_falls_back_to_scratch_offline(monkeypatch, capsys, t
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    assert fc.runs.resolve_pretrained("auto") is False
+    assert fc.course.resolve_pretrained("auto") is False
     assert "FROM SCRATCH" in capsys.readouterr().out
-    assert fc.runs.resolve_pretrained("no") is False
+    assert fc.course.resolve_pretrained("no") is False
     with pytest.raises(RuntimeError, match="HF_HUB_OFFLINE"):
-        fc.runs.resolve_pretrained("yes")
+        fc.course.resolve_pretrained("yes")
 
 
 def test_summarize_runs_reads_only_the_saved_files(tmp_path):
@@ -258,22 +267,22 @@ def test_summarize_runs_reads_only_the_saved_files(tmp_path):
         (d / "config.json").write_text(json.dumps({"config": {"preset": "smoke"}}))
     (run_dir / "ensemble").mkdir()
     (run_dir / "ensemble" / "metrics.json").write_text("{}")  # no checkpoint: not a model
-    table = fc.runs.summarize_runs(run_dir)
+    table = fc.course.summarize_runs(run_dir)
     assert list(table.index) == ["vit_tiny", "baseline_cnn"]
     row = table.loc["baseline_cnn"]
     assert row["notebook"] == "02_baseline" and row["params_m"] == 0.42 and row["epochs"] == 3
     assert row["train_min"] == 1.5 and row["preset"] == "smoke" and bool(row["synthetic"])
-    assert set(fc.runs.load_metrics(run_dir)) == {"baseline_cnn", "vit_tiny"}
-    anchors = fc.runs.anchor_table(table)
+    assert set(fc.course.load_metrics(run_dir)) == {"baseline_cnn", "vit_tiny"}
+    anchors = fc.course.anchor_table(table)
     assert anchors.loc["vit_tiny", "accuracy %"] == 60.0
     assert anchors.loc["vit_tiny", "vs human"] == -5.0
     with pytest.raises(FileNotFoundError, match="run notebooks 02-07"):
-        fc.runs.summarize_runs(tmp_path / "empty")
+        fc.course.summarize_runs(tmp_path / "empty")
 
 
 def test_cpu_latency_is_a_positive_median():
     model = fc.create_model("baseline_cnn")
-    assert 0 < fc.runs.cpu_latency_ms(model, repeats=3, warmup=1) < 1000
+    assert 0 < fc.course.cpu_latency_ms(model, repeats=3, warmup=1) < 1000
     assert model.training  # the model itself was not switched to eval
 
 
@@ -381,7 +390,7 @@ def test_runner_executes_skips_and_forces(tmp_path, smoke_env, capsys):
     shutil.copytree(PROJECT_ROOT / "notebooks", sources, ignore=shutil.ignore_patterns("*.py"))
     before = {p.name: p.read_bytes() for p in sources.glob("*.ipynb")}
     path = tiny_run(tmp_path, order="[01_data]", notebooks_dir=str(sources))
-    result = fc.runs.run_course(path)
+    result = fc.ops.run_course(path)
     assert result.ok, result.failure
     assert result.status == {"01_data": "complete"}
     out_dir = fc.utils.outputs_dir() / "tiny"
@@ -395,8 +404,8 @@ def test_runner_executes_skips_and_forces(tmp_path, smoke_env, capsys):
     out = capsys.readouterr().out
     assert "01_data       complete" in out and "total" in out  # the time table
 
-    assert fc.runs.run_course(path).status == {"01_data": "skipped"}
-    assert fc.runs.run_course(path, force=True).status == {"01_data": "complete"}
+    assert fc.ops.run_course(path).status == {"01_data": "skipped"}
+    assert fc.ops.run_course(path, force=True).status == {"01_data": "complete"}
     # The sources were never written to.
     assert {p.name: p.read_bytes() for p in sources.glob("*.ipynb")} == before
 
@@ -416,10 +425,10 @@ def test_an_interrupted_training_notebook_resumes_from_its_checkpoint(tmp_path, 
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the runner and its kernel, mid-training
         proc.wait()
-    run = fc.runs.load_run_file(path)
-    assert fc.runs.runner.read_status(run, "02_baseline")["status"] == "running"
+    run = fc.ops.load_run_file(path)
+    assert fc.ops.runner.read_status(run, "02_baseline")["status"] == "running"
 
-    result = fc.runs.run_course(path)
+    result = fc.ops.run_course(path)
     assert result.status == {"02_baseline": "complete"}
     executed = nbformat.read(fc.utils.outputs_dir() / "tiny" / "02_baseline.ipynb", as_version=4)
     fit_cell = next(c for c in executed.cells if "fc.fit(" in c.source)

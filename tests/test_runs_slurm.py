@@ -20,10 +20,10 @@ import pytest
 import yaml
 
 import fercourse as fc
-from fercourse.runs import MODEL_NOTEBOOKS, RunFileError
-from fercourse.runs.cli import main as run_main
-from fercourse.runs.runner import compare_is_stale, running_elsewhere, status_path
-from fercourse.runs.slurm import _fields, _task_ids, plan_submission, sbatch_options, submit
+from fercourse.ops import MODEL_NOTEBOOKS, RunFileError
+from fercourse.ops.cli import main as run_main
+from fercourse.ops.runner import compare_is_stale, running_elsewhere, status_path
+from fercourse.ops.slurm import _fields, _task_ids, plan_submission, sbatch_options, submit
 from fercourse.utils import PROJECT_ROOT, atomic_write_json
 
 RUNS_DIR = PROJECT_ROOT / "papermill_runs"
@@ -108,7 +108,7 @@ def test_slurm_refuses_what_a_local_run_refuses(tmp_path, fake_slurm, capsys, dr
     path = tiny_course(tmp_path, 'models:\n  epochs: "ten"\n')
     assert run_main([str(path), "--slurm", *(["--dry-run"] if dry_run else [])]) == 2
     err = capsys.readouterr().err
-    assert "02_baseline: parameter 'epochs' expects int, got str 'ten'" in err
+    assert "02_baseline: parameter 'epochs' expects int or None, got str 'ten'" in err
     assert "07_vit: parameter 'epochs'" in err
     assert fake_slurm() == []  # not even a --test-only
 
@@ -136,14 +136,14 @@ def test_an_sbatch_failing_part_way_cancels_what_was_submitted(
     calls = fake_slurm()
     assert calls[-1] == "scancel 101"
     assert sum(c.startswith("sbatch --parsable") for c in calls) == 2
-    run = fc.runs.load_run_file(tiny_course(tmp_path))
+    run = fc.ops.load_run_file(tiny_course(tmp_path))
     assert not (run.out_dir / "slurm" / "submissions.json").exists()  # nothing on record
 
 
 def test_a_submission_is_recorded_with_its_jobs_and_logs(tmp_path, fake_slurm, capsys):
     path = tiny_course(tmp_path)
     assert run_main([str(path), "--slurm"]) == 0
-    run = fc.runs.load_run_file(path)
+    run = fc.ops.load_run_file(path)
     record = json.loads((run.out_dir / "slurm" / "submissions.json").read_text())[-1]
     assert record["jobs"] == {"01_data": "101", "models": "102", "08_compare": "103"}
     logs = run.out_dir / "slurm"
@@ -162,7 +162,7 @@ def test_a_submission_is_recorded_with_its_jobs_and_logs(tmp_path, fake_slurm, c
 
 def options(tmp_path: Path, slurm: str, key: str = "models") -> list[str]:
     path = write_yaml(tmp_path / "opts.yaml", "slurm:\n" + textwrap.indent(slurm, "  "))
-    return sbatch_options(fc.runs.load_run_file(path), key)
+    return sbatch_options(fc.ops.load_run_file(path), key)
 
 
 @pytest.mark.parametrize("value", ["none", '""', "0", "gpu:0", "null", "false"])
@@ -222,8 +222,8 @@ def test_the_cpu_example_fits_a_cpu_only_node(capsys):
         cpus = 2 if key == "JOB_MODELS" else 1
         assert f"--cpus-per-task={cpus}" in argv and "--mem=4G" in argv, key
     assert "--gres=none" in jobs["JOB_MODELS"]
-    run = fc.runs.load_run_file(CPU_EXAMPLE)
-    fc.runs.check_parameters(run)
+    run = fc.ops.load_run_file(CPU_EXAMPLE)
+    fc.ops.check_parameters(run)
     assert all(run.parameters[nb]["device"] == "cpu" for nb in MODEL_NOTEBOOKS)
     # The README shows this file's cluster options as they are.
     readme = (RUNS_DIR / "slurm" / "README.md").read_text()
@@ -251,7 +251,7 @@ def test_only_limits_the_submission(tmp_path, capsys):
 
 def test_complete_notebooks_are_not_submitted_unless_forced(tmp_path, capsys):
     path = tiny_course(tmp_path)
-    run = fc.runs.load_run_file(path)
+    run = fc.ops.load_run_file(path)
     run.out_dir.mkdir(parents=True)
     for nb in ("01_data", "02_baseline", "03_attention"):
         mark_complete(run, nb)
@@ -276,7 +276,7 @@ def test_complete_notebooks_are_not_submitted_unless_forced(tmp_path, capsys):
 
 
 def test_08_runs_again_when_a_model_finished_after_it_started(tmp_path):
-    run = fc.runs.load_run_file(tiny_course(tmp_path))
+    run = fc.ops.load_run_file(tiny_course(tmp_path))
     run.out_dir.mkdir(parents=True)
     for nb in run.notebooks:
         mark_complete(run, nb)
@@ -295,14 +295,14 @@ def test_08_runs_again_when_a_model_finished_after_it_started(tmp_path):
 
 def test_a_notebook_running_in_a_live_process_is_not_started_again(tmp_path, capsys):
     path = tiny_course(tmp_path)
-    run = fc.runs.load_run_file(path)
+    run = fc.ops.load_run_file(path)
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "fercourse"])
     try:
         marker = {"status": "running", "started": "2026-01-01T00:00:00+00:00"}
         marker |= {"host": platform.node(), "pid": sleeper.pid}
         atomic_write_json(status_path(run, "01_data"), marker)
         assert running_elsewhere(marker) == f"process {sleeper.pid} on this machine"
-        result = fc.runs.run_course(path, only=["01_data"])
+        result = fc.ops.run_course(path, only=["01_data"])
         assert result.status == {"01_data": "busy"} and not result.ok
         assert "not started a second time" in capsys.readouterr().out
         assert not (run.out_dir / "01_data.ipynb").exists()
@@ -349,7 +349,7 @@ def test_log_output_sends_the_cells_output_to_stdout(tmp_path, capfd):
     nb.cells = [params, nbformat.v4.new_code_cell("print('[m] epoch 1/1  train loss 0.5')")]
     nbformat.write(nb, folder / "01_data.ipynb")
     path = write_yaml(tmp_path / "log.yaml", f"notebooks_dir: {folder}\norder: [01_data]\n")
-    assert fc.runs.run_course(path, log_output=True).ok
+    assert fc.ops.run_course(path, log_output=True).ok
     assert "[m] epoch 1/1  train loss 0.5" in capfd.readouterr().out
 
 
@@ -366,7 +366,7 @@ def test_extends_finds_the_shipped_run_files_from_anywhere(tmp_path, name):
     write_yaml(tmp_path / "x" / "smoke.yaml", "parameters: {seed: 7}\n")  # next to it: wins
     own = tmp_path / "mine"
     own.mkdir()
-    run = fc.runs.load_run_file(write_yaml(own / "mine.yaml", f"extends: {name}\n"))
+    run = fc.ops.load_run_file(write_yaml(own / "mine.yaml", f"extends: {name}\n"))
     params = run.parameters["02_baseline"]
     if name.startswith("../"):  # relative to the file that says it
         assert params == {"seed": 7, "run_name": "mine"}
@@ -377,5 +377,5 @@ def test_extends_finds_the_shipped_run_files_from_anywhere(tmp_path, name):
 def test_extends_a_missing_file_names_where_it_looked(tmp_path):
     path = write_yaml(tmp_path / "mine.yaml", "extends: smok.yaml\n")
     with pytest.raises(RunFileError, match=r"extends 'smok\.yaml', which is in none of") as err:
-        fc.runs.load_run_file(path)
+        fc.ops.load_run_file(path)
     assert str(RUNS_DIR / "smok.yaml") in str(err.value)

@@ -22,11 +22,11 @@ import pytest
 from slurm_cluster import SlurmCluster, missing_tools
 
 import fercourse as fc
-from fercourse.runs import MODEL_NOTEBOOKS, NOTEBOOKS
-from fercourse.runs.cli import main as run_main
-from fercourse.runs.runner import read_status
-from fercourse.runs.slurm import job_info, plan_submission, read_submissions, scontrol_jobs
-from fercourse.runs.slurm_status import run_status
+from fercourse.ops import MODEL_NOTEBOOKS, NOTEBOOKS
+from fercourse.ops.cli import main as run_main
+from fercourse.ops.runner import read_status
+from fercourse.ops.slurm import job_info, plan_submission, read_submissions, scontrol_jobs
+from fercourse.ops.slurm_status import run_status
 from fercourse.utils import PROJECT_ROOT
 
 pytestmark = pytest.mark.slurm
@@ -107,7 +107,7 @@ def test_the_shipped_gpu_and_cpu_requests_are_refused_before_anything_is_submitt
     assert "the 01_data job: " in err and "node configuration is not available" in err
     assert "cpus-per-task" in err
     assert cluster.run("squeue", "-h", "-o", "%i").stdout == before  # nothing was queued
-    assert not read_submissions(fc.runs.load_run_file(path))
+    assert not read_submissions(fc.ops.load_run_file(path))
 
 
 def test_a_notebook_running_in_a_live_job_is_not_started_a_second_time(cluster, tmp_path, capsys):
@@ -118,7 +118,7 @@ def test_a_notebook_running_in_a_live_job_is_not_started_a_second_time(cluster, 
         run_name: busy
         """,
     )
-    run = fc.runs.load_run_file(path)
+    run = fc.ops.load_run_file(path)
     # A job of an earlier submission, still training 02 (here: a job that sleeps).
     sleeper = ["--parsable", "--mem=100M", f"--output={tmp_path}/%j.out", "--wrap", "sleep 300"]
     job = cluster.run("sbatch", *sleeper).stdout.strip()
@@ -128,7 +128,7 @@ def test_a_notebook_running_in_a_live_job_is_not_started_a_second_time(cluster, 
     marker["slurm"] = {"job_id": job, "job": job, "name": "fer-busy-models"}
     fc.utils.atomic_write_json(run.out_dir / ".status" / "02_baseline.json", marker)
 
-    result = fc.runs.run_course(path, only=["02_baseline"])
+    result = fc.ops.run_course(path, only=["02_baseline"])
     assert result.status == {"02_baseline": "busy"} and not result.ok
     assert f"SLURM job {job} (RUNNING" in result.busy["02_baseline"]
     assert not (run.out_dir / "02_baseline.ipynb").exists()  # no kernel was started
@@ -165,7 +165,7 @@ def test_the_smoke_course_through_slurm_with_a_cancelled_task(cluster, tmp_path,
           07_vit: {epochs: 1}
         """,
     )
-    run = fc.runs.load_run_file(path)
+    run = fc.ops.load_run_file(path)
     out = run.out_dir
     model_dir = out / "baseline_cnn"
 

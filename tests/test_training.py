@@ -496,8 +496,8 @@ def _budget_config(minutes: float) -> TrainConfig:
         preset="smoke",
         budget_minutes=minutes,
         epochs=100,
-        batch_size=16,
-        max_train_samples=160,
+        batch_size=32,
+        max_train_samples=320,
         max_val_samples=32,
         checkpoint_every_steps=4,
         scheduler="linear",
@@ -514,7 +514,7 @@ def test_a_budgeted_run_ends_on_time_with_its_schedule_at_zero(faces, tmp_path):
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     plan = config["budget"]
     assert plan["budget_s"] == 30.0 and plan["epochs"] >= 2
-    assert plan["steps"] == plan["epochs"] * 10  # 160 faces / batch 16
+    assert plan["steps"] == plan["epochs"] * 9  # the 288 training faces / batch 32
     # The schedule was sized to the epochs that fit, and it finished: the rate is back at zero.
     assert len(history) == plan["epochs"] and not history.stopped_early
     assert history.last["lr"] == 0.0
@@ -532,8 +532,8 @@ _BUDGET_WORKER = textwrap.dedent(
     split = fc.data.make_split(data, path=split_path)
     model = fc.models.create_model("baseline_cnn", width=8, hidden=32)
     config = fc.TrainConfig.for_model(
-        "baseline_cnn", preset="smoke", budget_minutes=0.4, epochs=100, batch_size=16,
-        max_train_samples=160, max_val_samples=32, checkpoint_every_steps=4, scheduler="linear",
+        "baseline_cnn", preset="smoke", budget_minutes=0.4, epochs=100, batch_size=32,
+        max_train_samples=320, max_val_samples=32, checkpoint_every_steps=4, scheduler="linear",
     )
     fc.fit(model, data, config, split=split, out_dir=out, progress=False)
     """

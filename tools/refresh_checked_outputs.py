@@ -32,7 +32,7 @@ import nbformat
 from clean_notebooks import NOTEBOOKS_DIR, clean, dumps, is_checked, set_checked_outputs
 from nbclient import NotebookClient
 
-from fercourse.runs import NOTEBOOKS  # 01-08, in the order a run executes them
+from fercourse.ops import NOTEBOOKS  # 01-08, in the order a run executes them
 
 
 def smoke_environment(tmp: Path) -> dict[str, str]:

@@ -26,27 +26,20 @@ import yaml
 
 from ..utils import PROJECT_ROOT, outputs_dir
 
-NOTEBOOKS: tuple[str, ...] = (
-    "01_data",
-    "02_baseline",
-    "03_attention",
-    "04_multiscale",
-    "05_hybrid",
-    "06_ensemble",
-    "07_vit",
-    "08_compare",
-)
-"""The course notebooks a run executes, in order (``09_mirror`` is interactive, never run)."""
 
-MODEL_NOTEBOOKS: dict[str, str] = {
-    "02_baseline": "baseline_cnn",
-    "03_attention": "attention_cnn",
-    "04_multiscale": "multiscale",
-    "05_hybrid": "hybrid_transformer",
-    "06_ensemble": "specialists",
-    "07_vit": "vit_tiny",
-}
-"""Model notebook -> the model it trains (``outputs/<run>/<model>/``); also the SLURM array order."""
+def _model_notebooks() -> dict[str, str]:
+    from ..models import list_models, model_info
+
+    return {model_info(name).notebook: name for name in list_models() if model_info(name).notebook}
+
+
+MODEL_NOTEBOOKS: dict[str, str] = _model_notebooks()
+"""Model notebook -> the model it trains (``outputs/<run>/<model>/``), from each model's
+registration (``fc.models.model_info(name).notebook``), in the course's order; also the SLURM
+array order."""
+
+NOTEBOOKS: tuple[str, ...] = ("01_data", *MODEL_NOTEBOOKS, "08_compare")
+"""The course notebooks a run executes, in order (``09_mirror`` is interactive, never run)."""
 
 _TOP_KEYS = {"extends", "run_name", "order", "notebooks_dir", "kernel", "cell_timeout_s"}
 _TOP_KEYS |= {"parameters", "models", "notebooks", "slurm"}

@@ -398,6 +398,7 @@ class _Fit:
             self.clock = BudgetClock(plan, float(state["budget_spent_s"]), guard=False)
             return plan
         self.loaders.train.set_epoch(0)
+        self.run_dir.path.mkdir(parents=True, exist_ok=True)
         measured = measure_throughput(
             self.model,
             lambda model: make_optimizer(model, self.config),
@@ -407,6 +408,7 @@ class _Fit:
             runtime=self.runtime,
             teacher=self.teacher,
             mix=self.mix,
+            scratch_dir=self.run_dir.path,
         )
         seed_everything(self.config.seed)  # the measurement leaves no trace in the run
         plan = plan_budget(
