@@ -216,15 +216,12 @@ def test_a_vit_row_says_whether_it_started_from_imagenet_weights(trained, tmp_pa
     path = tmp_path / "results.json"
     path.write_text(json.dumps({"results": [row]}))
     assert "| vit_tiny (from scratch) |" in results_markdown(reference_results(path))
-    # A run saved before runs recorded their start: refused unless told, never guessed.
-    for name in ("best.json", "config.json"):
-        record = json.loads((tmp_path / "vit_tiny" / name).read_text())
-        record.pop("init")
-        (tmp_path / "vit_tiny" / name).write_text(json.dumps(record))
-    with pytest.raises(ValueError, match="does not record whether vit_tiny started"):
-        collect_results(tmp_path, data, save=False)
-    (told,) = collect_results(tmp_path, data, save=False, init={"vit_tiny": "scratch"})
-    assert told["init"] == "scratch"
+    # The builder argument that differs from its default is part of the reproduce command.
+    assert "--model-set patch_size=16" in row["command"]
+    # A distilled run says which teacher it learned from.
+    path.write_text(json.dumps({"results": [{**row, "teacher": "attention_cnn"}]}))
+    table = reference_results(path)
+    assert "| vit_tiny (from scratch, distilled from attention_cnn) |" in results_markdown(table)
 
 
 def test_choose_ensemble_picks_the_best_subset_on_validation(trained, tmp_path):

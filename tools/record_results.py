@@ -43,21 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", metavar="MODEL", help="ship this model as the default")
     parser.add_argument("--out", default=str(REFERENCE_RESULTS_PATH), help="results JSON")
     parser.add_argument(
-        "--hardware", help="what the runs trained on, for runs whose config.json does not record it"
-    )
-    parser.add_argument(
         "--member",
         action="append",
         default=[],
         metavar="CHECKPOINT",
         help="add this checkpoint (stem, or 'default' for the bundled model) to the ensemble",
-    )
-    parser.add_argument(
-        "--init",
-        action="append",
-        default=[],
-        metavar="MODEL=scratch",
-        help="where a run's weights started, for vit_tiny runs saved before runs recorded it",
     )
     parser.add_argument(
         "--ensemble",
@@ -66,12 +56,6 @@ def main(argv: list[str] | None = None) -> int:
         "the validation split); default: all",
     )
     args = parser.parse_args(argv)
-    init = {}
-    for item in args.init:
-        model, sep, value = item.partition("=")
-        if not sep or not model or (value != "scratch" and not value.startswith("pretrained: ")):
-            parser.error(f"--init {item!r}: expected MODEL=scratch or 'MODEL=pretrained: WEIGHTS'")
-        init[model] = value
 
     data = fc.data.load_fer2013(args.data)
     if data.synthetic:
@@ -85,9 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     data_arg = Path(args.data).resolve()
     data_arg = data_arg.relative_to(ROOT) if data_arg.is_relative_to(ROOT) else data_arg
-    rows = collect_results(
-        args.run_dir, data, data_arg=data_arg.as_posix(), hardware=args.hardware, init=init
-    )
+    rows = collect_results(args.run_dir, data, data_arg=data_arg.as_posix())
 
     members = [DEFAULT_MODEL_STEM if m == "default" else Path(m) for m in args.member]
     runs = [m for m in args.ensemble.split(",") if m] if args.ensemble else None
@@ -117,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             "results": kept + rows,
         }
     )
+    models = {r["model"] for r in record["results"]}
     if ensemble is not None:
         record["ensemble"] = ensemble
-    else:
+    elif not set(record.get("ensemble", {}).get("members", ["?"])) <= models:
         record.pop("ensemble", None)  # never keep an ensemble of models no longer in the table
     fc.utils.atomic_write_json(out, record)
     print(f"wrote {out}\n")

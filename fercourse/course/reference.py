@@ -35,23 +35,21 @@ ORIGINAL_PROJECT: dict[str, float] = {
 """Validation accuracies of the student project this course grew from, per architecture."""
 
 
-def init_without_record(model: str) -> str | None:
-    """Where a run that predates the ``init`` record started: from scratch, for every model
-    without pretrained weights; ``None`` (unknown) for one with them."""
+def init_label(model: str, init: str, teacher: str | None = None) -> str:
+    """How a result's weights started, for a model that could start otherwise.
+
+    ``""`` for a model without pretrained weights trained on the labels; ``"from scratch"`` or
+    ``"ImageNet-pretrained"`` for ``vit_tiny``; ``", distilled from attention_cnn"`` added when a
+    teacher took part.
+    """
     from ..models import has_pretrained_weights
 
-    return None if has_pretrained_weights(model) else "scratch"
-
-
-def init_label(model: str, init: str | None) -> str:
-    """``""``, or for a model that can start from pretrained weights, how this one started."""
-    from ..models import has_pretrained_weights
-
-    if not has_pretrained_weights(model):
-        return ""
-    if not isinstance(init, str):  # None or NaN: a result that does not say
-        return "start not recorded"
-    return "from scratch" if init == "scratch" else "ImageNet-pretrained"
+    label = ""
+    if has_pretrained_weights(model):
+        label = "from scratch" if init == "scratch" else "ImageNet-pretrained"
+    if isinstance(teacher, str) and teacher:
+        label = f"{label}, distilled from {teacher}" if label else f"distilled from {teacher}"
+    return label
 
 
 def reference_ensemble(path: str | Path | None = None) -> dict[str, Any] | None:
@@ -98,8 +96,10 @@ def reference_results(path: str | Path | None = None) -> pd.DataFrame:
         "seed",
         "original_project",
     ]
-    rows = [{**r, "init": r.get("init") or init_without_record(r["model"])} for r in rows]
-    table = pd.DataFrame(rows).set_index("model")[[*columns, "init"]]
+    table = pd.DataFrame(rows)
+    if "teacher" not in table:
+        table["teacher"] = None
+    table = table.set_index("model")[[*columns, "init", "teacher"]]
     table.attrs["data"] = record.get("data", {})
     table.attrs["commands"] = {r["model"]: r["command"] for r in rows}
     return table.sort_values("private_acc", ascending=False)
@@ -123,7 +123,7 @@ def results_markdown(table: pd.DataFrame) -> str:
     ]
     for name, r in table.iterrows():
         original = "-" if pd.isna(r["original_project"]) else f"{r['original_project']:.1%}"
-        label = init_label(str(name), r.get("init"))
+        label = init_label(str(name), r["init"], r["teacher"])
         lines.append(
             f"| {name}{f' ({label})' if label else ''} | {r['params'] / 1e6:.2f}M | **{r['private_acc']:.1%}** | "
             f"{r['private_acc_flip']:.1%} | {r['private_f1']:.3f} ({r['private_f1_flip']:.3f}) | "

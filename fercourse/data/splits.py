@@ -65,8 +65,6 @@ class Split:
         path: the split file.
         hash: sha256 of the split's content (fingerprint, seed, fraction, grouping and the index
             lists), the same on every machine; recorded with checkpoints and results.
-        file_hash: sha256 of the split file's bytes, which include the data's path. Runs saved
-            by earlier versions of fercourse recorded this one; :meth:`matches` accepts both.
         seed, val_fraction: how ``val`` was drawn.
         fingerprint: the dataset's :meth:`~fercourse.data.FER2013.fingerprint`.
     """
@@ -80,15 +78,10 @@ class Split:
     seed: int
     val_fraction: float
     fingerprint: str
-    file_hash: str = ""
 
     def matches(self, recorded: str) -> bool:
-        """Whether a hash recorded with a checkpoint or result names this split.
-
-        Accepts the content hash and, for runs saved before the hash became path-independent,
-        the hash of this machine's split file.
-        """
-        return bool(recorded) and recorded in (self.hash, self.file_hash)
+        """Whether a hash recorded with a checkpoint or result names this split."""
+        return bool(recorded) and recorded == self.hash
 
     def __getitem__(self, part: str) -> np.ndarray:
         """``split["val"]``; also accepts the Usage names ``"PublicTest"``, ``"PrivateTest"``."""
@@ -209,7 +202,6 @@ def _load(path: Path, ds: FER2013, val_fraction: float, seed: int, group_duplica
         seed=seed,
         val_fraction=float(val_fraction),
         fingerprint=fingerprint,
-        file_hash=hashlib.sha256(raw).hexdigest(),
     )
 
 

@@ -81,7 +81,7 @@ def bundle_model(
     shutil.copyfile(run_dir / f"best{WEIGHTS_SUFFIX}", stem.with_suffix(WEIGHTS_SUFFIX))
     config = card["config"]
     card = {k: v for k, v in card.items() if k not in ("split_path",)}
-    # The verified, path-independent hash (older runs recorded their split file's hash).
+    # The verified split hash of the results row (the same on every machine).
     card["split_hash"] = results.get("split_hash") or card.get("split_hash")
     card["data"] = {k: v for k, v in card["data"].items() if k != "source"} | {"name": data_name}
     card["model_card"] = {

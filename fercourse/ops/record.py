@@ -12,12 +12,13 @@ students read through :func:`fercourse.course.reference_results`.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..course.reference import ORIGINAL_PROJECT, init_without_record
+from ..course.reference import ORIGINAL_PROJECT
 from ..rundir import course_runs
 
 if TYPE_CHECKING:
@@ -27,14 +28,21 @@ __all__ = ["choose_ensemble", "collect_ensemble", "collect_results", "train_comm
 
 
 def train_command(
-    config: dict[str, Any], model: str, *, data: str, out: str, init: str = "scratch"
+    config: dict[str, Any],
+    model: str,
+    *,
+    data: str,
+    out: str,
+    init: str = "scratch",
+    model_kwargs: dict[str, Any] | None = None,
 ) -> str:
     """The ``python -m fercourse train`` line that reproduces a run's configuration.
 
     Only the fields that differ from ``TrainConfig.for_model(model, preset)`` are spelled out,
-    plus ``--pretrained yes|no`` for a model with pretrained weights (``init`` says which).
+    plus ``--pretrained yes|no`` for a model with pretrained weights (``init`` says which) and
+    ``--model-set`` for builder arguments that differ from the builder's defaults.
     """
-    from ..models import has_pretrained_weights
+    from ..models import get_model_builder, has_pretrained_weights
     from ..training import TrainConfig
 
     preset = config.get("preset", "full")
@@ -44,15 +52,26 @@ def train_command(
     ]
     if has_pretrained_weights(model):
         parts.append(f"--pretrained {'no' if init == 'scratch' else 'yes'}")
+    builder_defaults = {
+        k: p.default for k, p in inspect.signature(get_model_builder(model)).parameters.items()
+    }
+    for key, value in (model_kwargs or {}).items():
+        if builder_defaults.get(key, value) != value:
+            parts.append(f"--model-set {key}={_cli_value(value)}")
     if config.get("epochs") != defaults["epochs"]:
         parts.append(f"--epochs {config['epochs']}")
     skip = {"epochs", "preset", *TrainConfig.RESUME_IGNORED}
     for key, value in config.items():
         if key in skip or key not in defaults or value == defaults[key]:
             continue
-        text = "none" if value is None else str(value).lower() if isinstance(value, bool) else value
-        parts.append(f"--set {key}={text}")
+        parts.append(f"--set {key}={_cli_value(value)}")
     return " ".join(parts)
+
+
+def _cli_value(value: Any) -> str:
+    return (
+        "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    )
 
 
 def collect_results(
@@ -62,8 +81,6 @@ def collect_results(
     data_arg: str = "data/fer2013-kaggle",
     device: str = "cpu",
     save: bool = True,
-    hardware: str | None = None,
-    init: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Score every trained run under ``run_dir`` and describe how it was made.
 
@@ -76,107 +93,108 @@ def collect_results(
         data_arg: how the reproduce command names the data (a path relative to the repository).
         device: where to evaluate.
         save: also merge the scores into each run's ``metrics.json``.
-        hardware: what the runs were trained on, for runs whose ``config.json`` does not say
-            (older runs); ``None`` leaves them "unknown".
-        init: model -> ``"scratch"`` or ``"pretrained: ..."``, for runs of a model with
-            pretrained weights (``vit_tiny``) saved before runs recorded where their weights
-            started; such a run without an entry here is refused rather than guessed.
 
     Returns:
         One row per model (JSON-ready), in the course's order.
 
     Raises:
         FileNotFoundError: ``run_dir`` holds no trained run.
-        ValueError: a run trained on another split, or one whose start is not known (``init``).
+        ValueError: a run trained on another split.
     """
     from ..data import make_split
-    from ..evaluation import evaluate
 
-    dirs = course_runs(run_dir)
-    if not dirs:
+    runs = course_runs(run_dir)
+    if not runs:
         raise FileNotFoundError(f"no trained run (a best checkpoint) under {run_dir}")
     rows = []
-    for folder in dirs:
-        run = folder.load()
-        card, config, history = run.card, folder.config(), folder.history()
-        history = history.to_dict() if history is not None else {}
-        seed = int(card["config"]["seed"])
-        split = make_split(data, seed=seed)
-        _check_split(card, split, folder, "is this the data the run was trained on?")
-        scores: dict[str, dict[str, float]] = {}
-        for split_name in ("PrivateTest", "PublicTest"):
-            for tta in (None, "flip"):
-                m = evaluate(
-                    run.model,
-                    data,
-                    split_name,
-                    split_obj=split,
-                    tta=tta,
-                    device=device,
-                    save_to=folder.path if save else None,
-                )
-                key = split_name if tta is None else f"{split_name}+{tta}"
-                scores[key] = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "n": m["n"]}
-        epochs = history.get("epochs", [])
-        seconds = sum(float(e.get("seconds", 0.0)) for e in epochs)
-        runtime = config.get("runtime", {})
-        trained_on = runtime.get("hardware") or hardware or "unknown"
-        if runtime.get("hardware") and runtime.get("cpu_threads") and runtime["device"] == "cpu":
-            threads = int(runtime["cpu_threads"])
-            trained_on += f", {threads} thread{'s' if threads != 1 else ''}"
-        if runtime.get("amp") not in (None, "off"):
-            trained_on += f", {runtime['amp'].replace('bfloat16', 'bf16')} autocast"
-        started = card.get("init") or config.get("init") or (init or {}).get(card["model"])
-        started = started or init_without_record(card["model"])
-        if started is None:
-            raise ValueError(
-                f"{folder}: the run does not record whether {card['model']} started from "
-                "pretrained weights (saved before runs recorded it); say so with "
-                f"init={{'{card['model']}': 'scratch'}} (record_results.py --init "
-                f"{card['model']}=scratch)"
-            )
-        rows.append(
-            {
-                "model": card["model"],
-                "init": started,
-                "params": int(card["num_parameters"]),
-                "private_acc": scores["PrivateTest"]["accuracy"],
-                "private_f1": scores["PrivateTest"]["macro_f1"],
-                "private_acc_flip": scores["PrivateTest+flip"]["accuracy"],
-                "private_f1_flip": scores["PrivateTest+flip"]["macro_f1"],
-                "public_acc": scores["PublicTest"]["accuracy"],
-                "public_acc_flip": scores["PublicTest+flip"]["accuracy"],
-                "val_acc": float(card["metrics"]["val_acc"]),
-                "best_epoch": int(card["epoch"]),
-                "epochs": len(epochs),
-                "train_minutes": round(seconds / 60.0, 1),
-                "hardware": trained_on,
-                "device": runtime.get("device", "?"),
-                "seed": seed,
-                "split_hash": split.hash,
-                "test_faces": scores["PrivateTest"]["n"],
-                "original_project": ORIGINAL_PROJECT.get(card["model"]),
-                "trained_at": card.get("saved_at"),
-                "versions": card.get("versions", {}),
-                "config": card["config"],
-                "history": [
-                    {
-                        k: round(float(e[k]), 4)
-                        for k in ("train_loss", "train_acc", "val_loss", "val_acc")
-                    }
-                    | {"epoch": int(e["epoch"])}
-                    for e in epochs
-                ],
-                "command": train_command(
-                    card["config"],
-                    card["model"],
-                    data=data_arg,
-                    out=run_dir.as_posix(),
-                    init=started,
-                ),
-            }
-        )
+    for run_dir_ in runs:
+        run = run_dir_.load()
+        split = make_split(data, seed=int(run.card["config"]["seed"]))
+        _check_split(run.card, split, run_dir_.path, "is this the data the run was trained on?")
+        scores = _scores(run, data, split, device, run_dir_.path if save else None)
+        rows.append(_result_row(run_dir_, run.card, scores, split, data_arg, Path(run_dir)))
     return rows
+
+
+def _scores(run: Any, data: FER2013, split: Any, device: str, save_to: Path | None) -> dict:
+    """PrivateTest and PublicTest, plain and with flip TTA: accuracy, macro-F1 and n."""
+    from ..evaluation import evaluate
+
+    scores: dict[str, dict[str, float]] = {}
+    for split_name in ("PrivateTest", "PublicTest"):
+        for tta in (None, "flip"):
+            m = evaluate(
+                run.model,
+                data,
+                split_name,
+                split_obj=split,
+                tta=tta,
+                device=device,
+                save_to=save_to,
+            )
+            key = split_name if tta is None else f"{split_name}+{tta}"
+            scores[key] = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "n": m["n"]}
+    return scores
+
+
+def _trained_on(runtime: dict[str, Any]) -> str:
+    """``"Intel Xeon (2 cores), 1 thread, bf16 autocast"`` from a run's recorded runtime."""
+    text = runtime.get("hardware", "unknown")
+    if runtime.get("cpu_threads") and runtime.get("device") == "cpu":
+        threads = int(runtime["cpu_threads"])
+        text += f", {threads} thread{'s' if threads != 1 else ''}"
+    if runtime.get("amp") not in (None, "off"):
+        text += f", {runtime['amp'].replace('bfloat16', 'bf16')} autocast"
+    return text
+
+
+def _result_row(
+    run_dir: Any, card: dict, scores: dict, split: Any, data_arg: str, out: Path
+) -> dict[str, Any]:
+    config = run_dir.config()
+    history = run_dir.history()
+    epochs = history.epochs if history is not None else []
+    teacher = config.get("teacher")
+    return {
+        "model": card["model"],
+        "init": card["init"],
+        "teacher": teacher["model"] if teacher else None,
+        "model_kwargs": card.get("model_kwargs", {}),
+        "params": int(card["num_parameters"]),
+        "private_acc": scores["PrivateTest"]["accuracy"],
+        "private_f1": scores["PrivateTest"]["macro_f1"],
+        "private_acc_flip": scores["PrivateTest+flip"]["accuracy"],
+        "private_f1_flip": scores["PrivateTest+flip"]["macro_f1"],
+        "public_acc": scores["PublicTest"]["accuracy"],
+        "public_acc_flip": scores["PublicTest+flip"]["accuracy"],
+        "val_acc": float(card["metrics"]["val_acc"]),
+        "best_epoch": int(card["epoch"]),
+        "epochs": len(epochs),
+        "train_minutes": round(sum(float(e.get("seconds", 0.0)) for e in epochs) / 60.0, 1),
+        "hardware": _trained_on(config.get("runtime", {})),
+        "device": config.get("runtime", {}).get("device", "?"),
+        "budget": config.get("budget"),
+        "seed": int(card["config"]["seed"]),
+        "split_hash": split.hash,
+        "test_faces": scores["PrivateTest"]["n"],
+        "original_project": ORIGINAL_PROJECT.get(card["model"]),
+        "trained_at": card.get("saved_at"),
+        "versions": card.get("versions", {}),
+        "config": card["config"],
+        "history": [
+            {k: round(float(e[k]), 4) for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
+            | {"epoch": int(e["epoch"])}
+            for e in epochs
+        ],
+        "command": train_command(
+            card["config"],
+            card["model"],
+            data=data_arg,
+            out=out.as_posix(),
+            init=card["init"],
+            model_kwargs=card.get("model_kwargs", {}),
+        ),
+    }
 
 
 def _check_split(card: dict[str, Any], split: Any, where: Any, consequence: str) -> None:
