@@ -33,6 +33,10 @@ from .utils import atomic_write_bytes, atomic_write_json, library_versions
 WEIGHTS_SUFFIX = ".safetensors"
 CARD_SUFFIX = ".json"
 
+DEFAULT_MODEL_STEM: Path = Path(__file__).resolve().parent / "inference" / "default_model" / "model"
+"""The checkpoint bundled with the package (trained on FER2013): ``fc.EmotionModel.load("default")``
+and the teacher ``"default"`` of ``fc.fit`` (``TrainConfig.teacher``) read it."""
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, damaged, incomplete, or does not fit the requested model.

@@ -31,13 +31,10 @@ import numpy as np
 import torch
 
 from .. import preprocessing
-from ..checkpoint import CheckpointError, card_temperature, load_checkpoint
+from ..checkpoint import DEFAULT_MODEL_STEM, CheckpointError, card_temperature, load_checkpoint
 from ..labels import EMOJI, EMOTIONS
 from ..rundir import card_synthetic, card_val_accuracy, find_runs
 from ..utils import outputs_dir
-
-DEFAULT_MODEL_STEM: Path = Path(__file__).resolve().parent / "default_model" / "model"
-"""Where the model bundled with the package lives (``model.safetensors`` + ``model.json``)."""
 
 TRAIN_HINT = (
     "run notebooks/02_baseline.ipynb to train one (about 1 minute on a CPU with the smoke preset) "

@@ -105,9 +105,7 @@ def load_teacher(spec: str, device: torch.device | str = "cpu") -> tuple[nn.Modu
     from .. import checkpoint as ckpt
 
     if spec == "default":
-        from ..inference.emotion_model import DEFAULT_MODEL_STEM
-
-        stem = DEFAULT_MODEL_STEM
+        stem = ckpt.DEFAULT_MODEL_STEM
     else:
         path = Path(spec).expanduser()
         if path.is_dir():
