@@ -197,28 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(header)
     print("-" * len(header))
-    rows = []
-    for name in names:
-        for backend in backends:
-            try:
-                model, weights = load_or_init(name, backend, args.threads)
-            except Exception as exc:  # e.g. a model that does not export to ONNX
-                print(f"{name:<20}{backend:<8}skipped: {type(exc).__name__}: {exc}")
-                continue
-            tap = FrameTap(FrameProcessor(model))
-            r = {"model": name, "backend": model.backend, "weights": weights}
-            r.update(replay(tap, sent))
-            tap.close()
-            rows.append(r)
-            line = (
-                f"{r['model']:<20}{r['backend']:<8}{r['weights']:<13}{r['p50_ms']:>8.2f}"
-                f"{r['p95_ms']:>8.2f}{r['cpu_p50_ms']:>8.2f}{100 * r['detect_share']:>7.0f}%"
-                f"{100 * r['classify_share']:>9.0f}%{r['classified']:>6}/{r['frames']:<5}"
-            )
-            if naive:
-                line += f"{naive['p50_ms'] / r['p50_ms']:>10.1f}x"
-                line += f"{naive['cpu_p50_ms'] / r['cpu_p50_ms']:>10.1f}x"
-            print(line, flush=True)
+    rows = [
+        row
+        for name in names
+        for backend in backends
+        if (row := _measure_row(name, backend, args.threads, sent, naive)) is not None
+    ]
     if naive:
         print(
             f"{'naive port':<20}{'torch':<8}{'random init':<13}{naive['p50_ms']:>8.2f}"
@@ -244,3 +228,28 @@ def main(argv: list[str] | None = None) -> int:
 
         atomic_write_json(args.json, {"rows": rows, "naive": naive, "frames": len(clip)})
     return 0
+
+
+def _measure_row(
+    name: str, backend: str, threads: int, sent: list[Any], naive: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """Replay the clip through one model's frame handler; print and return its row."""
+    try:
+        model, weights = load_or_init(name, backend, threads)
+    except Exception as exc:  # e.g. a model that does not export to ONNX
+        print(f"{name:<20}{backend:<8}skipped: {type(exc).__name__}: {exc}")
+        return None
+    tap = FrameTap(FrameProcessor(model))
+    r = {"model": name, "backend": model.backend, "weights": weights}
+    r.update(replay(tap, sent))
+    tap.close()
+    line = (
+        f"{r['model']:<20}{r['backend']:<8}{r['weights']:<13}{r['p50_ms']:>8.2f}"
+        f"{r['p95_ms']:>8.2f}{r['cpu_p50_ms']:>8.2f}{100 * r['detect_share']:>7.0f}%"
+        f"{100 * r['classify_share']:>9.0f}%{r['classified']:>6}/{r['frames']:<5}"
+    )
+    if naive:
+        line += f"{naive['p50_ms'] / r['p50_ms']:>10.1f}x"
+        line += f"{naive['cpu_p50_ms'] / r['cpu_p50_ms']:>10.1f}x"
+    print(line, flush=True)
+    return r

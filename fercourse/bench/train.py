@@ -75,33 +75,54 @@ def measure(
     from fercourse.runtime import resolve_runtime
 
     runtime = resolve_runtime(device, amp, channels_last)
-    dev = runtime.device
     fc.utils.seed_everything(0)
     model = runtime.prepare(fc.models.create_model(name)).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    criterion = nn.CrossEntropyLoss()
     loaders = fc.data.make_loaders(
-        data, fc.data.make_split(data), batch_size=batch_size, device=dev
+        data, fc.data.make_split(data), batch_size=batch_size, device=runtime.device
     )
     batches = _endless(loaders.train)
     x_mem, y_mem = next(iter(loaders.train))
-    x_mem, y_mem = runtime.inputs(x_mem), y_mem.to(dev)
+    x_mem, y_mem = runtime.inputs(x_mem), y_mem.to(runtime.device)
 
-    def step(x: torch.Tensor, y: torch.Tensor) -> None:
-        with runtime.autocast():
-            logits = model(x)
-        loss = criterion(logits.float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:  # the training step fc.fit takes
+        fc.training.train_step(model, x, y, nn.CrossEntropyLoss(), optimizer, runtime=runtime)
 
     for _ in range(warmup_steps):
         x, y = next(batches)
-        step(runtime.inputs(x), y.to(dev))
+        step(runtime.inputs(x), y.to(runtime.device))
         step(x_mem, y_mem)
-    _sync(dev)
-    # Per-step times; medians, not sums, so a burst from another process on a shared machine
-    # does not decide the figures. Full batches only (a short last batch would skew a median).
+    _sync(runtime.device)
+    fetch, pipeline, memory, steps = _timed_steps(
+        step, batches, (x_mem, y_mem), runtime, seconds, min_steps
+    )
+    batch = len(y_mem)
+    pipeline_ips = batch / statistics.median(pipeline)
+    memory_ips = batch / statistics.median(memory)
+    return {
+        "model": name,
+        "params": sum(p.numel() for p in model.parameters()),
+        "steps": steps,
+        "pipeline_ips": pipeline_ips,
+        "memory_ips": memory_ips,
+        "ratio": pipeline_ips / memory_ips,
+        "data_share": statistics.median(fetch) / statistics.median(pipeline),
+        "data_ips": batch / statistics.median(fetch),
+        "epoch_seconds": FER2013_TRAIN_IMAGES / pipeline_ips,
+        **runtime.describe(),  # device, amp, channels_last, hardware, cpu_threads
+    }
+
+
+def _timed_steps(
+    step: Any, batches: Any, in_memory: tuple, runtime: Any, seconds: float, min_steps: int
+) -> tuple[list[float], list[float], list[float], int]:
+    """Interleaved pipeline and in-memory steps: per-step fetch, pipeline and in-memory times.
+
+    Medians, not sums, decide the figures, so a burst from another process on a shared machine
+    does not; full batches only (a short last batch would skew a median).
+    """
+    x_mem, y_mem = in_memory
+    dev = runtime.device
     fetch: list[float] = []
     pipeline: list[float] = []
     memory: list[float] = []
@@ -129,21 +150,7 @@ def measure(
         fetch, pipeline, memory = (
             [t for t, f in zip(ts, full) if f] for ts in (fetch, pipeline, memory)
         )
-    batch = len(y_mem)
-    pipeline_ips = batch / statistics.median(pipeline)
-    memory_ips = batch / statistics.median(memory)
-    return {
-        "model": name,
-        "params": sum(p.numel() for p in model.parameters()),
-        "steps": steps,
-        "pipeline_ips": pipeline_ips,
-        "memory_ips": memory_ips,
-        "ratio": pipeline_ips / memory_ips,
-        "data_share": statistics.median(fetch) / statistics.median(pipeline),
-        "data_ips": batch / statistics.median(fetch),
-        "epoch_seconds": FER2013_TRAIN_IMAGES / pipeline_ips,
-        **runtime.describe(),  # device, amp, channels_last, hardware, cpu_threads
-    }
+    return fetch, pipeline, memory, steps
 
 
 def format_table(rows: list[dict[str, Any]], cuda: bool) -> str:
@@ -168,29 +175,7 @@ def format_table(rows: list[dict[str, Any]], cuda: bool) -> str:
 
 def main(argv: list[str]) -> int:
     """``python -m fercourse bench train [--models a,b] [--seconds S] [--batch-size B]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m fercourse bench train",
-        description="Training images/s per model, with the data pipeline and on in-memory tensors.",
-    )
-    parser.add_argument("--models", action="append", help="model names (default: all six)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="budget per model (default 10)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--min-steps", type=int, default=5, help="at least this many steps")
-    parser.add_argument("--data", help="FER2013 file or folder (default: fc.utils.data_dir())")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument(
-        "--amp",
-        default="auto",
-        choices=["auto", "bf16", "fp16", "off"],
-        help="autocast as in TrainConfig.amp (bf16 helps CPUs with AVX512-BF16 or AMX)",
-    )
-    parser.add_argument(
-        "--channels-last",
-        default="auto",
-        choices=["auto", "yes", "no"],
-        help="channels-last memory format (default: on CUDA only)",
-    )
+    parser = _parser()
     args = parser.parse_args(argv)
 
     import fercourse as fc
@@ -230,3 +215,30 @@ def main(argv: list[str]) -> int:
     print()
     print(format_table(rows, cuda=device.type == "cuda"))
     return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m fercourse bench train",
+        description="Training images/s per model, with the data pipeline and on in-memory tensors.",
+    )
+    parser.add_argument("--models", action="append", help="model names (default: all six)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="budget per model (default 10)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--min-steps", type=int, default=5, help="at least this many steps")
+    parser.add_argument("--data", help="FER2013 file or folder (default: fc.utils.data_dir())")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--amp",
+        default="auto",
+        choices=["auto", "bf16", "fp16", "off"],
+        help="autocast as in TrainConfig.amp (bf16 helps CPUs with AVX512-BF16 or AMX)",
+    )
+    parser.add_argument(
+        "--channels-last",
+        default="auto",
+        choices=["auto", "yes", "no"],
+        help="channels-last memory format (default: on CUDA only)",
+    )
+    return parser

@@ -357,52 +357,58 @@ def run_course(
             result.status[nb] = "skipped"
             echo(f"  {nb:<14} complete already, skipped (--force to run it again)")
             continue
-        previous = read_status(run, nb)
-        elsewhere = running_elsewhere(previous)
-        if elsewhere:  # never the same notebook twice at once (same outputs, same checkpoint)
-            result.status[nb] = "busy"
-            result.busy[nb] = elsewhere
-            echo(
-                f"  {nb:<14} is running in {elsewhere} since {previous.get('started')}: "
-                "not started a second time; wait for it (or cancel it) and run again"
-            )
+        if not _run_notebook(run, nb, result, log_output, echo):
             break
-        if previous.get("status") == "running":
-            echo(f"  {nb:<14} was interrupted last time; running it again (training resumes)")
-        marker = {
-            "status": "running",
-            "started": _now(),
-            "params_hash": run.params_hash(nb),
-            "parameters": run.parameters[nb],
-            "output": str(run.out_dir / f"{nb}.ipynb"),
-            **_who_runs_it(),
-        }
-        atomic_write_json(status_path(run, nb), marker)
-        echo(f"  {nb:<14} running ...")
-        t0 = time.perf_counter()
-        try:
-            _execute(run, nb, log_output)
-        except Exception as err:  # a cell raised (PapermillExecutionError), the kernel died...
-            result.failure = NotebookFailure.from_exception(nb, err, run.out_dir / f"{nb}.ipynb")
-            result.status[nb] = "failed"
-            result.seconds[nb] = round(time.perf_counter() - t0, 1)
-            marker |= {
-                "status": "failed",
-                "seconds": result.seconds[nb],
-                "error": result.failure.to_dict(),
-            }
-            atomic_write_json(status_path(run, nb), marker)
-            echo(f"  {nb:<14} FAILED\n{result.failure}")
-            break
-        seconds = round(time.perf_counter() - t0, 1)
-        marker |= {"status": "complete", "finished": _now(), "seconds": seconds}
-        atomic_write_json(status_path(run, nb), marker)
-        result.status[nb] = "complete"
-        result.seconds[nb] = seconds
-        echo(f"  {nb:<14} complete in {seconds:.1f} s")
-        write_run_json(run)
     result.total_seconds = time.perf_counter() - started
     write_run_json(run)
     echo(result.table())
     echo(f"run.json: {run.out_dir / 'run.json'}")
     return result
+
+
+def _run_notebook(
+    run: RunSpec, nb: str, result: RunResult, log_output: bool, echo: Callable[[str], Any]
+) -> bool:
+    """Execute one notebook with its status marker; False when the run must stop here."""
+    previous = read_status(run, nb)
+    elsewhere = running_elsewhere(previous)
+    if elsewhere:  # never the same notebook twice at once (same outputs, same checkpoint)
+        result.status[nb] = "busy"
+        result.busy[nb] = elsewhere
+        echo(
+            f"  {nb:<14} is running in {elsewhere} since {previous.get('started')}: "
+            "not started a second time; wait for it (or cancel it) and run again"
+        )
+        return False
+    if previous.get("status") == "running":
+        echo(f"  {nb:<14} was interrupted last time; running it again (training resumes)")
+    marker = {
+        "status": "running",
+        "started": _now(),
+        "params_hash": run.params_hash(nb),
+        "parameters": run.parameters[nb],
+        "output": str(run.out_dir / f"{nb}.ipynb"),
+        **_who_runs_it(),
+    }
+    atomic_write_json(status_path(run, nb), marker)
+    echo(f"  {nb:<14} running ...")
+    t0 = time.perf_counter()
+    try:
+        _execute(run, nb, log_output)
+    except Exception as err:  # a cell raised (PapermillExecutionError), the kernel died...
+        result.failure = NotebookFailure.from_exception(nb, err, run.out_dir / f"{nb}.ipynb")
+        result.status[nb] = "failed"
+        result.seconds[nb] = round(time.perf_counter() - t0, 1)
+        marker |= {"status": "failed", "seconds": result.seconds[nb]}
+        marker["error"] = result.failure.to_dict()
+        atomic_write_json(status_path(run, nb), marker)
+        echo(f"  {nb:<14} FAILED\n{result.failure}")
+        return False
+    seconds = round(time.perf_counter() - t0, 1)
+    marker |= {"status": "complete", "finished": _now(), "seconds": seconds}
+    atomic_write_json(status_path(run, nb), marker)
+    result.status[nb] = "complete"
+    result.seconds[nb] = seconds
+    echo(f"  {nb:<14} complete in {seconds:.1f} s")
+    write_run_json(run)
+    return True

@@ -437,17 +437,48 @@ def plan_submission(
         RunFileError: the run file or a parameter is wrong, or a notebook is being run by a
             process outside SLURM right now.
     """
-    from .runner import compare_is_stale, is_complete, read_status, running_elsewhere
-
     run = load_run_file(run_file)
     selected = select_notebooks(run, only)
     check_parameters(run, selected)
     for key in JOBS:
         sbatch_options(run, key)  # a bad slurm section is an error even for a job not submitted
     scheduler = _Scheduler(scontrol, enabled=ask_scheduler)
-    previous = latest_jobs(run)
+    alive, replace = _live_jobs(run, scheduler, scontrol, ask_scheduler)
+    stages = {
+        "01_data": [nb for nb in run.notebooks if nb == "01_data"],
+        "models": [nb for nb in run.notebooks if nb in MODEL_NOTEBOOKS],
+        "08_compare": [nb for nb in run.notebooks if nb == "08_compare"],
+    }
+    skipped: dict[str, str] = {}
+    chosen = {
+        key: [nb for nb in stages[key] if _wanted(run, nb, selected, alive, force, skipped)]
+        for key in JOBS[:2]
+    }
+    chosen["08_compare"], compare_waits = [], []
+    if stages["08_compare"] and "08_compare" in selected:
+        chosen["08_compare"], compare_waits = _compare_job(
+            run, stages, chosen, alive, replace, skipped, scheduler, force
+        )
+    jobs: list[SbatchJob] = []
+    waits: list[str] = []  # jobs of earlier submissions that later stages must wait for
+    for key in JOBS:
+        if chosen[key]:
+            job = _make_job(run, key, chosen[key], force)
+            job.after = [jobs[-1].key] if jobs else []
+            job.after_jobs = [*waits, *(compare_waits if key == "08_compare" else [])]
+            jobs.append(job)
+        waits += [alive[nb] for nb in stages[key] if nb in alive]
+    return SlurmPlan(run, jobs, skipped, replace, scheduler.error)
 
-    # Notebooks queued or running in a job that is still alive: notebook -> that job.
+
+def _live_jobs(
+    run: RunSpec, scheduler: _Scheduler, scontrol: str, ask_scheduler: bool
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Notebooks queued or running in a job still alive (notebook -> job), and the jobs to
+    replace (job -> why: pending for ever behind a failed one)."""
+    from .runner import read_status, running_elsewhere
+
+    previous = latest_jobs(run)
     alive: dict[str, str] = {}
     replace: dict[str, str] = {}
     for nb in run.notebooks:
@@ -465,61 +496,67 @@ def plan_submission(
             replace[info.job] = f"{nb}: pending for ever ({NEVER_STARTS})"
         elif info is not None and info.active:
             alive[nb] = info.job
+    return alive, replace
 
-    skipped: dict[str, str] = {}
 
-    def wanted(nb: str) -> bool:
-        if nb not in selected:
-            return False
-        if nb in alive:
-            skipped[nb] = f"queued or running in job {alive[nb]}: waiting for it"
-        elif not force and is_complete(run, nb):
-            skipped[nb] = "complete (--force to run it again)"
-        else:
-            return True
+def _wanted(
+    run: RunSpec,
+    nb: str,
+    selected: list[str],
+    alive: dict[str, str],
+    force: bool,
+    skipped: dict[str, str],
+) -> bool:
+    """Whether ``nb`` is submitted now; when not (and it was asked for), ``skipped`` says why."""
+    from .runner import is_complete
+
+    if nb not in selected:
         return False
+    if nb in alive:
+        skipped[nb] = f"queued or running in job {alive[nb]}: waiting for it"
+    elif not force and is_complete(run, nb):
+        skipped[nb] = "complete (--force to run it again)"
+    else:
+        return True
+    return False
 
-    stage_notebooks = {
-        "01_data": [nb for nb in run.notebooks if nb == "01_data"],
-        "models": [nb for nb in run.notebooks if nb in MODEL_NOTEBOOKS],
-        "08_compare": [nb for nb in run.notebooks if nb == "08_compare"],
-    }
-    chosen = {key: [nb for nb in stage_notebooks[key] if wanted(nb)] for key in JOBS[:2]}
-    chosen["08_compare"] = []
-    compare_waits: list[str] = []
-    if stage_notebooks["08_compare"] and "08_compare" in selected:
-        old = alive.get("08_compare")
-        old_info = scheduler.lookup(old) if old else None
-        if old and chosen["models"] and old_info is not None and old_info.state == "PENDING":
-            # It waits for the old model tasks only: 08 would run before the new ones end.
-            replace[old] = "08_compare: it would not wait for the models submitted now"
-            old = None
-            del alive["08_compare"]
-        if old and chosen["models"]:  # 08 runs now, and the new models will make it stale
-            chosen["08_compare"], compare_waits = ["08_compare"], [old]
-        elif old:
-            skipped["08_compare"] = f"queued or running in job {old}: waiting for it"
-        elif (
-            force
-            or chosen["models"]
-            or any(nb in alive for nb in stage_notebooks["models"])
-            or not is_complete(run, "08_compare")
-            or compare_is_stale(run)
-        ):
-            chosen["08_compare"] = ["08_compare"]
-        else:
-            skipped["08_compare"] = "complete (--force to run it again)"
 
-    jobs: list[SbatchJob] = []
-    waits: list[str] = []  # jobs of earlier submissions that later stages must wait for
-    for key in JOBS:
-        if chosen[key]:
-            job = _make_job(run, key, chosen[key], force)
-            job.after = [jobs[-1].key] if jobs else []
-            job.after_jobs = [*waits, *(compare_waits if key == "08_compare" else [])]
-            jobs.append(job)
-        waits += [alive[nb] for nb in stage_notebooks[key] if nb in alive]
-    return SlurmPlan(run, jobs, skipped, replace, scheduler.error)
+def _compare_job(
+    run: RunSpec,
+    stages: dict[str, list[str]],
+    chosen: dict[str, list[str]],
+    alive: dict[str, str],
+    replace: dict[str, str],
+    skipped: dict[str, str],
+    scheduler: _Scheduler,
+    force: bool,
+) -> tuple[list[str], list[str]]:
+    """Whether ``08_compare`` is submitted (it compares the models, so it follows them), and
+    the earlier jobs it must wait for."""
+    from .runner import compare_is_stale, is_complete
+
+    old = alive.get("08_compare")
+    old_info = scheduler.lookup(old) if old else None
+    if old and chosen["models"] and old_info is not None and old_info.state == "PENDING":
+        # It waits for the old model tasks only: 08 would run before the new ones end.
+        replace[old] = "08_compare: it would not wait for the models submitted now"
+        old = None
+        del alive["08_compare"]
+    if old and chosen["models"]:  # 08 runs now, and the new models will make it stale
+        return ["08_compare"], [old]
+    if old:
+        skipped["08_compare"] = f"queued or running in job {old}: waiting for it"
+        return [], []
+    if (
+        force
+        or chosen["models"]
+        or any(nb in alive for nb in stages["models"])
+        or not is_complete(run, "08_compare")
+        or compare_is_stale(run)
+    ):
+        return ["08_compare"], []
+    skipped["08_compare"] = "complete (--force to run it again)"
+    return [], []
 
 
 def sbatch_jobs(
