@@ -317,6 +317,9 @@ class Mirror(widgets.VBox):
     # ----------------------------------------------------------------------------------------
     # Controls
 
+    # Longer than the package's ~60-line guide on purpose: the widgets the teacher sees (one
+    # constructor each), the small callback that wires each one to the processor or the camera,
+    # and their layout, in that order; split up, each callback would sit far from its widget.
     def _build_controls(
         self,
         threshold: float,
