@@ -12,7 +12,9 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -518,6 +520,45 @@ def test_a_budgeted_run_ends_on_time_with_its_schedule_at_zero(faces, tmp_path):
     # The schedule was sized to the epochs that fit, and it finished: the rate is back at zero.
     assert len(history) == plan["epochs"] and not history.stopped_early
     assert history.last["lr"] == 0.0
+
+
+class _SlowingDown(fc.models.baseline_cnn.BaselineCNN):
+    """The baseline on a machine that gets busy: after its first 30 training batches (the
+    throughput measurement takes 14), every training batch takes 0.1 s longer."""
+
+    batches: ClassVar[list[int]] = [0]  # shared by the measurement's deep copy and the run
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.batches[0] += 1
+            if self.batches[0] > 30:
+                time.sleep(0.1)
+        return super().forward_features(x)
+
+
+def test_a_budgeted_run_that_slows_down_shortens_its_schedule_and_still_ends_at_zero(
+    faces, tmp_path
+):
+    budget = 0.4  # minutes
+    model = _SlowingDown(**TINY)
+    template = fc.models.create_model("baseline_cnn", **TINY)  # what create_model declares
+    model.model_name, model.model_kwargs = template.model_name, template.model_kwargs
+    started = time.perf_counter()
+    with warnings.catch_warnings():  # the last-resort stop before an overrun must not be needed
+        warnings.filterwarnings("error", message=".*did not reach its end")
+        history = fit(
+            model, faces, _budget_config(budget), out_dir=tmp_path / "run", progress=False
+        )
+    elapsed = time.perf_counter() - started
+    assert elapsed <= budget * 60 * 1.10, elapsed
+    plan = json.loads((tmp_path / "run" / "config.json").read_text())["budget"]
+    # Planned from the fast first batches, then shortened once the epochs took longer ...
+    assert plan["measured_epochs"] is not None and plan["epochs"] < plan["measured_epochs"], plan
+    # ... so the run did every epoch of its new plan and its rate decayed all the way to zero.
+    assert len(history) == plan["epochs"] and not history.stopped_early
+    assert history.last["lr"] == 0.0
+    rates = [row["lr"] for row in history.epochs]
+    assert all(a >= b for a, b in itertools.pairwise(rates)), rates  # no jump back up
 
 
 _BUDGET_WORKER = textwrap.dedent(

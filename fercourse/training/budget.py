@@ -8,10 +8,13 @@ zero. With a fixed budget, a schedule sized to the budget that decays to zero at
 longer schedule cut short (Li, Yumer & Ramanan, "Budgeted Training: Rethinking Deep Neural
 Network Training Under Resource Constraints", ICLR 2020).
 
-The plan is saved with the run, so a resumed run keeps its schedule and finishes it;
-:class:`BudgetClock` counts the seconds spent training (time lost to an interruption is not
-counted) and stops a run that turns out slower than measured before an epoch that would overrun. Introduced in
-``notebooks/02_baseline.ipynb``.
+Machines get busier (another program, a laptop that throttles): after every epoch the run
+compares what is left of the budget with how long that epoch really took, and when fewer epochs
+fit than planned it shortens the plan and the schedule (:meth:`Schedule.end_at`), so the rate
+still reaches the end of its decay on time. The plan is saved with the run, so a resumed run keeps
+its schedule and finishes it; :class:`BudgetClock` counts the seconds spent training (time lost
+to an interruption is not counted) and, as a last resort, stops before an epoch that would
+overrun. Introduced in ``notebooks/02_baseline.ipynb``.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ class BudgetPlan:
             epoch, its validation pass and its checkpoints.
         epochs: the epochs that fit (the schedule is sized to them and ends at zero).
         steps: the training steps that buys (``epochs * steps_per_epoch``).
+        measured_epochs: the epochs first planned from the measurement, when the run later
+            found its epochs slower and shortened the plan (else None).
     """
 
     budget_s: float
@@ -59,6 +64,7 @@ class BudgetPlan:
     overhead_s_per_epoch: float
     epochs: int
     steps: int
+    measured_epochs: int | None = None
 
     def to_dict(self) -> dict[str, float | int]:
         return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
@@ -204,6 +210,10 @@ class BudgetClock:
         self.last_epoch_s = time.perf_counter() - self.epoch_started
         self.done += self.last_epoch_s
         self.epoch_started = time.perf_counter()
+
+    def epochs_that_fit(self) -> int:
+        """How many more epochs like the last one end within the budget."""
+        return int(max(self.plan.budget_s - self.done, 0.0) // max(self.last_epoch_s, 1e-9))
 
     def next_epoch_overruns(self) -> bool:
         """Whether another epoch like the last one would end past the budget (plus 2%)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -298,6 +298,8 @@ class _Fit:
                 row, improved = self._end_epoch(train)
                 if self.clock is not None:
                     self.clock.end_epoch()
+                    self._replan()
+                    bar.total = self.epochs
                 bar.update(1)
                 bar.set_postfix(
                     loss=f"{row['train_loss']:.3f}", val_acc=f"{row['val_acc']:.3f}", refresh=False
@@ -428,6 +430,30 @@ class _Fit:
             flush=True,
         )
         return plan
+
+    def _replan(self) -> None:
+        """Fewer epochs fit than planned (the machine got slower): end the schedule sooner."""
+        if self.plan is None or self.clock is None or not self.clock.guard:
+            return  # a resumed run finishes the plan it saved
+        epochs = self.epoch + self.clock.epochs_that_fit()
+        if not self.epoch < epochs < self.epochs:
+            return  # the plan still fits (or not even one more epoch does: _out_of_budget)
+        steps_per_epoch = len(self.loaders.train)
+        self.schedule.end_at(epochs * steps_per_epoch)
+        print(
+            f"[{self.name}] epoch {self.epoch} took {self.clock.last_epoch_s:.0f} s, longer than "
+            f"measured: {epochs} epochs fit, not {self.epochs}; the schedule now ends there",
+            flush=True,
+        )
+        self.plan = replace(
+            self.plan,
+            epochs=epochs,
+            steps=epochs * steps_per_epoch,
+            measured_epochs=self.plan.measured_epochs or self.plan.epochs,
+        )
+        self.epochs = epochs
+        self.run_dir.write_config(self._config_record())
+        self._save_state()  # a resume finishes the shortened schedule
 
     def _out_of_budget(self) -> bool:
         """A budgeted run stops before an epoch that would clearly overrun the budget."""

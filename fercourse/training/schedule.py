@@ -5,7 +5,8 @@
   its ``state_dict`` is all that resume needs.
 - :class:`EarlyStopping`: counts epochs without improvement of the monitored value.
 
-A time budget sizes the schedule: see ``budget.py``.
+A time budget sizes the schedule, and shortens it (:meth:`Schedule.end_at`) when the epochs turn
+out slower than measured: see ``budget.py``.
 
 Introduced in ``notebooks/02_baseline.ipynb``.
 """
@@ -60,8 +61,12 @@ class Schedule:
     ) -> None:
         warmup = warmup_epochs * steps_per_epoch
         total = max(1, epochs * steps_per_epoch)
+        self.optimizer = optimizer
         self.warmup_epochs = warmup_epochs
+        self._warmup_steps = warmup
         self.total_steps = total
+        # Where a shortened decay starts (end_at): (step, rate factor there), else None.
+        self.anchor: tuple[int, float] | None = None
         self.step_limit: int | None = None
         self.per_step: LRScheduler | None = None
         self.plateau: ReduceLROnPlateau | None = None
@@ -73,12 +78,13 @@ class Schedule:
             floor = min_lr_factor if scheduler == "cosine" else 0.0
 
             def decay(step: int) -> float:
-                if step < warmup:
+                if self.anchor is None and step < warmup:
                     return (step + 1) / warmup
-                progress = min((step - warmup) / max(1, total - warmup), 1.0)
+                start, top = self.anchor or (warmup, 1.0)
+                progress = min((step - start) / max(1, self.total_steps - start), 1.0)
                 if scheduler == "linear":
-                    return 1.0 - progress
-                return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+                    return top * (1.0 - progress)
+                return floor + (top - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
             self.per_step = LambdaLR(optimizer, decay)
         elif warmup:
@@ -111,6 +117,23 @@ class Schedule:
             plateau_patience=config.plateau_patience,
         )
 
+    def end_at(self, total_steps: int) -> None:
+        """Make the per-step schedule end at ``total_steps`` (fewer than planned), smoothly.
+
+        A budgeted run calls it when its epochs take longer than measured: the rate goes on from
+        where it is now and reaches the end of its decay at the new last step, instead of being
+        cut off half-way. The warm-up is kept when it still fits.
+        """
+        now = self.per_step.last_epoch if self.per_step is not None else 0
+        if self.step_limit is not None and self.step_limit == self.total_steps:
+            self.step_limit = total_steps
+        if isinstance(self.per_step, OneCycleLR):
+            _shorten_one_cycle(self.per_step, now, total_steps)
+        elif isinstance(self.per_step, LambdaLR) and self.step_limit is None:
+            if now > self._warmup_steps:  # decaying already: go on from today's rate
+                self.anchor = (now, float(self.per_step.lr_lambdas[0](now)))
+        self.total_steps = total_steps
+
     def after_step(self) -> None:
         """Advance the per-step schedule by one batch."""
         if self.per_step is None:
@@ -124,9 +147,14 @@ class Schedule:
             self.plateau.step(value)
 
     def state_dict(self) -> dict[str, Any]:
+        # OneCycleLR's own state holds its (possibly shortened) phases; the decay functions of
+        # the other schedules read total_steps and anchor, saved here.
         return {
             "per_step": self.per_step.state_dict() if self.per_step else None,
             "plateau": self.plateau.state_dict() if self.plateau else None,
+            "total_steps": self.total_steps,
+            "step_limit": self.step_limit,
+            "anchor": list(self.anchor) if self.anchor is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -134,6 +162,37 @@ class Schedule:
             self.per_step.load_state_dict(state["per_step"])
         if self.plateau is not None and state.get("plateau") is not None:
             self.plateau.load_state_dict(state["plateau"])
+        if "total_steps" in state:
+            self.total_steps, self.step_limit = int(state["total_steps"]), state["step_limit"]
+            anchor = state["anchor"]
+            self.anchor = (int(anchor[0]), float(anchor[1])) if anchor is not None else None
+
+
+def _shorten_one_cycle(sched: OneCycleLR, now: int, total_steps: int) -> None:
+    """End a OneCycleLR's annealing at ``total_steps``, going on from its rate at step ``now``.
+
+    The phases are OneCycleLR's own table (each names the param-group keys it anneals between);
+    a new last phase anneals from this step's rate and momentum, stored in the param groups (so
+    the optimizer's state carries them into a resume), to the planned final rate.
+    """
+    phases = sched._schedule_phases
+    warm_end = phases[0]["end_step"]
+    if now <= warm_end and warm_end < total_steps - 1:
+        phases[-1]["end_step"] = float(total_steps - 1)  # still warming up: decay ends sooner
+    else:
+        for group in sched.optimizer.param_groups:
+            group["replan_lr"] = group["lr"]
+            if sched.cycle_momentum:
+                beta = group["betas"][0] if sched.use_beta1 else group["momentum"]
+                group["replan_momentum"] = beta
+        done = [phase for phase in phases if phase["end_step"] < now]
+        start = {"start_lr": "replan_lr", "start_momentum": "replan_momentum"}
+        sched._schedule_phases = [
+            *done,
+            {**phases[-1], **start, "end_lr": "replan_lr", "end_step": float(now)},
+            {**phases[-1], **start, "end_step": float(total_steps - 1)},
+        ]
+    sched.total_steps = total_steps
 
 
 class EarlyStopping:
