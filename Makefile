@@ -30,7 +30,7 @@ demo: $(STAMP)
 	$(PY) -m fercourse run $(RUN)
 
 test: $(STAMP)
-	MPLBACKEND=Agg $(PY) -m pytest --nbval-lax --nbval-current-env \
+	MPLBACKEND=Agg $(PY) -m pytest --durations=15 --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with notebooks/sanitize.cfg tests notebooks
 
 test-fast: $(STAMP)
