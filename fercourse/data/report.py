@@ -211,41 +211,12 @@ def _parts(ds: FER2013, split) -> dict[str, np.ndarray]:
     return {p: split[p] for p in PARTS}
 
 
-def data_report(
-    ds: FER2013, split=None, *, near_constant_std: float = NEAR_CONSTANT_STD
-) -> DataReport:
-    """Count FER2013's known problems: imbalance, duplicates, blank images, dropped rows.
-
-    Introduced in ``notebooks/01_data.ipynb``.
-
-    Args:
-        ds: the dataset.
-        split: optional :class:`~fercourse.data.Split`; parts are then train/val/public_test/
-            private_test instead of the three Usages.
-        near_constant_std: threshold for near-constant images (0-255 grey levels).
-
-    Returns:
-        A :class:`DataReport`.
-
-    Example:
-        >>> import fercourse as fc
-        >>> report = fc.data.data_report(fc.data.make_synthetic_faces(n=300))
-        >>> report.synthetic, len(report.blank)
-        (True, 0)
-    """
-    parts = _parts(ds, split)
+def _duplicates(ds: FER2013, parts: dict[str, np.ndarray], hashes: np.ndarray) -> tuple:
+    """Groups of identical images; extra copies within each part and across parts; how many
+    groups carry more than one label."""
     part_of = np.full(len(ds), "", dtype=object)
     for name, idx in parts.items():
         part_of[idx] = name
-    counts = pd.DataFrame(
-        {p: np.bincount(ds.labels[idx], minlength=NUM_CLASSES) for p, idx in parts.items()},
-        index=list(EMOTIONS),
-    )
-    counts["all"] = counts.sum(axis=1)
-    first = counts[next(iter(parts))]
-    imbalance = float(first.max() / first.min()) if first.min() > 0 else float("inf")
-
-    hashes = image_hashes(ds.images)
     groups: dict[str, list[int]] = defaultdict(list)
     for i, h in enumerate(hashes.tolist()):
         groups[h].append(i)
@@ -269,6 +240,42 @@ def data_report(
                 across[f"{a} & {b}"] += int((member_parts == b).sum())
         if len(np.unique(ds.labels[members])) > 1:
             conflicting += 1
+    return dup_groups, within, within_groups, across, conflicting
+
+
+def data_report(
+    ds: FER2013, split=None, *, near_constant_std: float = NEAR_CONSTANT_STD
+) -> DataReport:
+    """Count FER2013's known problems: imbalance, duplicates, blank images, dropped rows.
+
+    Introduced in ``notebooks/01_data.ipynb``.
+
+    Args:
+        ds: the dataset.
+        split: optional :class:`~fercourse.data.Split`; parts are then train/val/public_test/
+            private_test instead of the three Usages.
+        near_constant_std: threshold for near-constant images (0-255 grey levels).
+
+    Returns:
+        A :class:`DataReport`.
+
+    Example:
+        >>> import fercourse as fc
+        >>> report = fc.data.data_report(fc.data.make_synthetic_faces(n=300))
+        >>> report.synthetic, len(report.blank)
+        (True, 0)
+    """
+    parts = _parts(ds, split)
+    counts = pd.DataFrame(
+        {p: np.bincount(ds.labels[idx], minlength=NUM_CLASSES) for p, idx in parts.items()},
+        index=list(EMOTIONS),
+    )
+    counts["all"] = counts.sum(axis=1)
+    first = counts[next(iter(parts))]
+    imbalance = float(first.max() / first.min()) if first.min() > 0 else float("inf")
+
+    hashes = image_hashes(ds.images)
+    dup_groups, within, within_groups, across, conflicting = _duplicates(ds, parts, hashes)
 
     # A mirror duplicate: the flipped image's hash is another image's hash (not a symmetric self).
     flipped = image_hashes(ds.images[:, :, ::-1])
