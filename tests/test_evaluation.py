@@ -321,3 +321,47 @@ def test_significance_table_tests_every_model_against_the_best():
         significance_table(labels_right, reference="missing")
     with pytest.raises(ValueError, match="different numbers"):
         significance_table({"a": np.ones(5, bool), "b": np.ones(6, bool)})
+
+
+def test_summarize_runs_says_what_each_model_trained_on(tmp_path):
+    """08_compare's fair-comparison table: each run's own subset sizes, from its config.json."""
+    import json
+
+    import fercourse as fc
+
+    run_dir = tmp_path / "run"
+    for name, train, val in (("baseline_cnn", 3000, 400), ("multiscale", 1000, 200)):
+        d = run_dir / name
+        d.mkdir(parents=True)
+        metric = {"accuracy": 0.5, "macro_f1": 0.4, "n": 10, "ece": 0.07, "majority_baseline": 0.3}
+        (d / "metrics.json").write_text(json.dumps({"PrivateTest": metric}))
+        (d / "best.json").write_text(json.dumps({"model": name, "num_parameters": 1000}))
+        (d / "best.safetensors").write_bytes(b"")
+        (d / "history.json").write_text(json.dumps({"best_epoch": 4, "epochs": [{}] * 4}))
+        config = {"preset": "smoke", "batch_size": 64}
+        (d / "config.json").write_text(
+            json.dumps({"config": config, "split": {"train": train, "val": val}})
+        )
+    table = fc.course.summarize_runs(run_dir)
+    assert table.loc["baseline_cnn", ["train_faces", "val_faces"]].tolist() == [3000, 400]
+    assert table.loc["multiscale", ["train_faces", "val_faces"]].tolist() == [1000, 200]
+    assert table.loc["multiscale", "batch_size"] == 64 and table.loc["multiscale", "ece"] == 0.07
+
+
+def test_evaluate_ensemble_averages_given_member_probabilities():
+    """08_compare scores the members once, then hands their probabilities to the ensemble."""
+    a = Constant([2.0, 0, 0, 0, 0, 0, 0], "a")
+    b = Constant([0, 0, 0, 3.0, 0, 0, 0], "b")
+    data = _dataset([0, 0, 0], [3, 3, 0])
+    faces = data.images[fc.evaluation.split_indices(data, "PrivateTest")]
+    probs = [predict_proba(m, faces, device="cpu") for m in (a, b)]
+    given = evaluate_ensemble([a, b], data, device="cpu", member_probs=probs)
+    predicted = evaluate_ensemble([a, b], data, device="cpu")
+    assert given["accuracy"] == predicted["accuracy"] == pytest.approx(2 / 3)
+    assert given["confusion"] == predicted["confusion"] and given["members"] == ["a", "b"]
+    weighted = evaluate_ensemble([a, b], data, weights=[1, 0], device="cpu", member_probs=probs)
+    assert weighted["accuracy"] == evaluate(a, data, device="cpu")["accuracy"]
+    with pytest.raises(ValueError, match="member_probs"):
+        evaluate_ensemble([a, b], data, tta="flip", member_probs=probs)
+    with pytest.raises(ValueError, match="member_probs"):
+        evaluate_ensemble([a, b], data, member_probs=probs[:1])
