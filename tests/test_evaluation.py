@@ -219,3 +219,149 @@ def test_runtime_on_cpu():
     described = rt.describe()  # what config.json records next to every run
     assert described["device"] == "cpu" and described["cpu_threads"] == torch.get_num_threads()
     assert described["hardware"].endswith(f"({len(os.sched_getaffinity(0))} cores)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Is a difference real? Bootstrap intervals and McNemar's paired test (08_compare)
+
+
+def _right_wrong(n_right: int, n: int, seed: int = 0) -> np.ndarray:
+    correct = np.zeros(n, dtype=bool)
+    correct[:n_right] = True
+    return np.random.default_rng(seed).permutation(correct)
+
+
+def test_bootstrap_ci_is_the_percentile_interval_of_resampled_accuracies():
+    from fercourse.evaluation import bootstrap_accuracies, bootstrap_ci
+
+    correct = _right_wrong(560, 800)
+    rng = np.random.default_rng(3)  # by hand: one resample of the 800 faces at a time
+    by_hand = [correct[rng.integers(0, 800, size=800)].mean() for _ in range(200)]
+    assert np.allclose(bootstrap_accuracies(correct, n_resamples=200, seed=3), by_hand)
+    low, high = bootstrap_ci(correct, n_resamples=200, seed=3)
+    assert (low, high) == tuple(np.percentile(by_hand, [2.5, 97.5]))
+    assert low < 0.7 < high
+    # The normal approximation +-1.96 sqrt(p (1 - p) / n) is ~3.2 points here.
+    half = 1.96 * np.sqrt(0.7 * 0.3 / 800)
+    low, high = bootstrap_ci(correct, n_resamples=2000)
+    assert abs((high - low) / 2 - half) < 0.005
+    assert bootstrap_ci(correct, n_resamples=2000) == (low, high)  # seeded
+    narrow = bootstrap_ci(_right_wrong(5600, 8000), n_resamples=500)
+    assert narrow[1] - narrow[0] < (high - low) / 2  # 10x the faces: ~3x narrower
+    lo90, hi90 = bootstrap_ci(correct, n_resamples=2000, level=0.9)
+    assert low < lo90 < hi90 < high
+    assert bootstrap_ci(np.ones(50, bool)) == (1.0, 1.0)
+
+
+def test_bootstrap_ci_refuses_what_is_not_right_or_wrong():
+    from fercourse.evaluation import bootstrap_ci
+
+    with pytest.raises(ValueError, match="booleans"):
+        bootstrap_ci(np.array([0.2, 0.9]))
+    with pytest.raises(ValueError, match="1-D"):
+        bootstrap_ci(np.zeros((2, 3), bool))
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_ci(np.ones(5, bool), level=95)
+    with pytest.raises(ValueError, match="n_resamples"):
+        bootstrap_ci(np.ones(5, bool), n_resamples=0)
+
+
+def test_mcnemar_counts_the_discordant_faces_and_tests_them_exactly():
+    import math
+
+    from fercourse.evaluation import mcnemar
+
+    # 100 faces: both right on 50, only A on 15, only B on 5, both wrong on 30.
+    a = np.array([1] * 50 + [1] * 15 + [0] * 5 + [0] * 30, bool)
+    b = np.array([1] * 50 + [0] * 15 + [1] * 5 + [0] * 30, bool)
+    result = mcnemar(a, b)
+    assert result.table.tolist() == [[50, 15], [5, 30]]
+    assert (result.only_a, result.only_b, result.method) == (15, 5, "exact")
+    by_hand = 2 * sum(math.comb(20, k) for k in range(6)) / 2**20  # two-sided binomial
+    assert result.p_value == pytest.approx(by_hand) and result.p_value == pytest.approx(
+        0.0414, abs=1e-4
+    )
+    assert mcnemar(b, a).p_value == pytest.approx(result.p_value)  # symmetric
+    chi2 = mcnemar(a, b, exact=False)  # (|15 - 5| - 1)^2 / 20 = 4.05, p = 0.0442
+    assert chi2.statistic == pytest.approx(4.05) and chi2.p_value == pytest.approx(
+        0.04417, abs=1e-4
+    )
+    same = mcnemar(a, a)
+    assert (same.only_a, same.only_b, same.p_value) == (0, 0, 1.0)
+    assert mcnemar(a, a, exact=False).p_value == 1.0
+    # Equal accuracies, different faces: nothing to tell them apart.
+    assert mcnemar(a, np.roll(a, 1)).p_value > 0.5
+    with pytest.raises(ValueError, match="different faces"):
+        mcnemar(a, b[:-1])
+
+
+def test_significance_table_tests_every_model_against_the_best():
+    from fercourse.evaluation import bootstrap_ci, mcnemar, significance_table
+
+    labels_right = {
+        "good": _right_wrong(600, 800, seed=1),
+        "close": _right_wrong(590, 800, seed=2),
+        "chance": _right_wrong(200, 800, seed=3),
+    }
+    table = significance_table(labels_right, n_resamples=300, seed=5)
+    assert list(table.index) == ["good", "close", "chance"] and table.attrs["reference"] == "good"
+    assert table.attrs["n"] == 800
+    assert table.loc["good", "accuracy"] == pytest.approx(0.75)
+    assert np.isnan(table.loc["good", "p_value"])
+    assert (table.loc["good", "ci_low"], table.loc["good", "ci_high"]) == bootstrap_ci(
+        labels_right["good"], n_resamples=300, seed=5
+    )
+    close = mcnemar(labels_right["good"], labels_right["close"])
+    assert table.loc["close", "p_value"] == pytest.approx(close.p_value)
+    assert table.loc["close", "only_reference_right"] == close.only_a
+    assert table.loc["close", "p_value"] > 0.05 and table.loc["chance", "p_value"] < 1e-10
+    against = significance_table(labels_right, reference="chance", n_resamples=50)
+    assert against.attrs["reference"] == "chance" and np.isnan(against.loc["chance", "p_value"])
+    with pytest.raises(KeyError, match="reference"):
+        significance_table(labels_right, reference="missing")
+    with pytest.raises(ValueError, match="different numbers"):
+        significance_table({"a": np.ones(5, bool), "b": np.ones(6, bool)})
+
+
+def test_summarize_runs_says_what_each_model_trained_on(tmp_path):
+    """08_compare's fair-comparison table: each run's own subset sizes, from its config.json."""
+    import json
+
+    import fercourse as fc
+
+    run_dir = tmp_path / "run"
+    for name, train, val in (("baseline_cnn", 3000, 400), ("multiscale", 1000, 200)):
+        d = run_dir / name
+        d.mkdir(parents=True)
+        metric = {"accuracy": 0.5, "macro_f1": 0.4, "n": 10, "ece": 0.07, "majority_baseline": 0.3}
+        (d / "metrics.json").write_text(json.dumps({"PrivateTest": metric}))
+        (d / "best.json").write_text(json.dumps({"model": name, "num_parameters": 1000}))
+        (d / "best.safetensors").write_bytes(b"")
+        (d / "history.json").write_text(json.dumps({"best_epoch": 4, "epochs": [{}] * 4}))
+        config = {"preset": "smoke", "batch_size": 64}
+        (d / "config.json").write_text(
+            json.dumps({"config": config, "split": {"train": train, "val": val}})
+        )
+    table = fc.course.summarize_runs(run_dir)
+    assert table.loc["baseline_cnn", ["train_faces", "val_faces"]].tolist() == [3000, 400]
+    assert table.loc["multiscale", ["train_faces", "val_faces"]].tolist() == [1000, 200]
+    assert table.loc["multiscale", "batch_size"] == 64 and table.loc["multiscale", "ece"] == 0.07
+
+
+def test_evaluate_ensemble_averages_given_member_probabilities():
+    """08_compare scores the members once, then hands their probabilities to the ensemble."""
+    a = Constant([2.0, 0, 0, 0, 0, 0, 0], "a")
+    b = Constant([0, 0, 0, 3.0, 0, 0, 0], "b")
+    data = _dataset([0, 0, 0], [3, 3, 0])
+    faces = data.images[fc.evaluation.split_indices(data, "PrivateTest")]
+    probs = [predict_proba(m, faces, device="cpu") for m in (a, b)]
+    given = evaluate_ensemble([a, b], data, device="cpu", member_probs=probs)
+    predicted = evaluate_ensemble([a, b], data, device="cpu")
+    assert given["accuracy"] == predicted["accuracy"] == pytest.approx(2 / 3)
+    assert given["confusion"] == predicted["confusion"] and given["members"] == ["a", "b"]
+    weighted = evaluate_ensemble([a, b], data, weights=[1, 0], device="cpu", member_probs=probs)
+    assert weighted["accuracy"] == evaluate(a, data, device="cpu")["accuracy"]
+    with pytest.raises(ValueError, match="member_probs"):
+        evaluate_ensemble([a, b], data, tta="flip", member_probs=probs)
+    with pytest.raises(ValueError, match="member_probs"):
+        evaluate_ensemble([a, b], data, member_probs=probs[:1])

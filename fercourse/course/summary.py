@@ -101,9 +101,12 @@ def summarize_runs(
         latency_repeats: timed calls per model for ``cpu_ms``.
 
     Returns:
-        A DataFrame indexed by model with ``notebook``, ``accuracy``, ``macro_f1``,
-        ``majority_baseline``, ``n_test``, ``params_m``, ``epochs``, ``best_epoch``,
-        ``train_min``, ``preset``, ``synthetic`` (and ``gflops``, ``cpu_ms``), sorted by accuracy.
+        A DataFrame indexed by model with ``notebook``, ``accuracy``, ``macro_f1``, ``ece``
+        (expected calibration error), ``majority_baseline``, ``n_test``, ``params_m``,
+        ``preset``, what the model was trained on (``train_faces`` and ``val_faces``: the faces
+        of the split it trained on and was selected on, after the preset's subsets;
+        ``batch_size``; ``epochs`` run; ``best_epoch``), ``train_min``, ``synthetic`` (and
+        ``gflops``, ``cpu_ms``), sorted by accuracy.
 
     Raises:
         FileNotFoundError: the run has no model with a ``metrics.json`` (run 02-07 first).
@@ -126,18 +129,24 @@ def summarize_runs(
         card, history, config = d.card(), d.history(), d.config()
         epochs = history.epochs if history is not None else []
         name = d.path.name
+        split_record = config.get("split", {})
         row = {
             "model": name,
             "notebook": _notebook_of(name),
             "accuracy": m["accuracy"],
             "macro_f1": m["macro_f1"],
+            "ece": m.get("ece"),
             "majority_baseline": m.get("majority_baseline"),
             "n_test": m.get("n"),
             "params_m": round(card.get("num_parameters", 0) / 1e6, 3),
+            "preset": config.get("config", {}).get("preset", ""),
+            # What the model saw: the smoke preset trains each model on its own subset.
+            "train_faces": split_record.get("train", card.get("train_samples")),
+            "val_faces": split_record.get("val", card.get("val_samples")),
+            "batch_size": config.get("config", {}).get("batch_size"),
             "epochs": len(epochs),
             "best_epoch": history.best_epoch if history is not None else None,
             "train_min": round(sum(e.get("seconds", 0.0) for e in epochs) / 60, 2),
-            "preset": config.get("config", {}).get("preset", ""),
             "synthetic": bool(m.get("data", {}).get("synthetic", False)),
         }
         if models is not None and name in models:

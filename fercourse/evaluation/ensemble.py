@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from ..labels import NUM_CLASSES
 from .metrics import predict_proba, save_metrics, score_split
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ def evaluate_ensemble(
     device: str | torch.device = "auto",
     batch_size: int = 256,
     save_to: str | Path | None = None,
+    member_probs: Sequence[np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Score the average of several models like :func:`fercourse.evaluate` scores one.
 
@@ -91,12 +93,26 @@ def evaluate_ensemble(
         device: see ``evaluate``.
         batch_size: images per forward pass.
         save_to: folder (or ``.json`` path) whose ``metrics.json`` gets an ``ensemble:...`` entry.
+        member_probs: each member's probabilities on the split's faces, already computed
+            (``predict_proba``, in the order of ``models``, without TTA or temperature): they are
+            averaged instead of predicting the faces again (``08_compare`` scores the members
+            one by one first).
 
     Returns:
         The ``evaluate`` dict, with ``model`` ``"ensemble"``, ``members`` and ``weights``.
     """
+    if member_probs is not None and (
+        len(member_probs) != len(models) or tta is not None or temperatures is not None
+    ):
+        raise ValueError("member_probs needs one array per model, and no tta or temperatures")
 
     def predict(faces: np.ndarray, mode: str | None) -> np.ndarray:
+        if member_probs is not None:
+            w = np.ones(len(models)) if weights is None else np.asarray(weights, np.float64)
+            total = sum(weight * np.asarray(p) for weight, p in zip(w / w.sum(), member_probs))
+            if total.shape != (len(faces), NUM_CLASSES):
+                raise ValueError(f"member_probs of shape {total.shape} for {len(faces)} faces")
+            return total.astype(np.float32)
         return ensemble_proba(
             models,
             faces,
