@@ -294,3 +294,47 @@ def test_vit_weights_path_errors(tmp_path):
         fc.models.create_model("vit_tiny", pretrained=True, weights_path=str(tmp_path / "no.pth"))
     with pytest.raises(ValueError, match="only used with pretrained=True"):
         fc.models.create_model("vit_tiny", weights_path=str(tmp_path / "no.pth"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Facts 03_attention and 04_multiscale teach (the chapters assert them on real faces too)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_cbam_parameters_follow_the_formula_and_fit_the_baseline_slot():
+    """CBAM's parameters are 2·C·h + h + C (channel MLP) + 2·7·7 + 2 (spatial conv and BN)."""
+    from fercourse.models.attention_cnn import CBAM
+
+    for channels in (32, 64, 128, 256):
+        hidden = max(channels // 16, 8)
+        expected = 2 * channels * hidden + hidden + channels + 2 * 7 * 7 + 2
+        assert fc.models.count_parameters(CBAM(channels)) == expected
+    baseline = fc.models.create_model("baseline_cnn")
+    with_cbam = fc.models.create_model("baseline_cnn")
+    for block in with_cbam.blocks:  # ConvBlock's attention slot, as the ablation in 03 does
+        block.attention = CBAM(block.convs[-1][0].out_channels)
+    added = fc.models.count_parameters(with_cbam) - fc.models.count_parameters(baseline)
+    assert added == 652 + 1196 + 2284
+    flops = fc.models.count_flops(with_cbam) / fc.models.count_flops(baseline)
+    assert 1.0 < flops < 1.01
+    assert with_cbam(torch.randn(2, 1, 48, 48)).shape == (2, fc.NUM_CLASSES)
+
+
+def test_multiscale_96px_is_an_invertible_upsampling_and_its_branch_is_not_4x():
+    from fercourse.models.multiscale import resize_faces
+
+    faces = torch.randn(4, 1, 48, 48)
+    # Bilinear 2x enlargement is U @ x @ U.T with a (96, 48) matrix of rank 48: invertible.
+    U = F.interpolate(torch.eye(48)[None, None], size=(96, 48), mode="bilinear")[0, 0]
+    torch.testing.assert_close(U @ faces @ U.T, resize_faces(faces, 96), atol=1e-5, rtol=0)
+    pinv = torch.linalg.pinv(U)
+    torch.testing.assert_close(pinv @ resize_faces(faces, 96) @ pinv.T, faces, atol=1e-4, rtol=0)
+    small = faces.reshape(4, 1, 24, 2, 24, 2).mean(dim=(3, 5))
+    torch.testing.assert_close(resize_faces(faces, 24), small, atol=1e-6, rtol=0)
+
+    model = fc.models.create_model("multiscale")
+    flops = {b.scale: fc.models.count_flops(b) for b in model.branches}
+    params = {b.scale: fc.models.count_parameters(b) for b in model.branches}
+    assert 1.3 < flops[96] / flops[48] < 1.5  # one more block, not 4x the pixels
+    assert 0.9 < params[96] / params[48] < 1.1
+    assert [len(b.blocks) for b in model.branches] == [2, 3, 4]
