@@ -11,8 +11,8 @@ and loaders. Introduced in ``notebooks/01_data.ipynb``.
 One module per responsibility: ``dataset`` (the :class:`FER2013` container), ``formats`` (CSV
 files), ``folders`` (image folders), ``ferplus`` (FERPlus votes), ``cache`` (the .npz cache),
 ``load`` (format detection and :func:`load_fer2013`), ``synthetic`` (the stand-in), ``splits``,
-``report``, ``sampling`` (class weights, samplers, subsets), ``augment``, ``loaders``, ``fetch``
-and ``cli``.
+``report``, ``labelling`` (label faces yourself and measure agreement), ``sampling`` (class
+weights, samplers, subsets), ``augment``, ``loaders``, ``fetch`` and ``cli``.
 """
 
 from __future__ import annotations
@@ -32,10 +32,19 @@ from .dataset import (
     USAGES,
     DataError,
 )
-from .ferplus import apply_ferplus, majority_vote
+from .ferplus import apply_ferplus, ferplus_labels, ferplus_votes_for, majority_vote
 from .fetch import fetch_fer2013, manual_steps, verify_counts
 from .folders import read_image_folders
 from .formats import read_fer2013_csv, write_fer2013_csv
+from .labelling import (
+    LETTERS,
+    LabelAgreement,
+    Labeller,
+    cohen_kappa,
+    label_agreement,
+    labelling_sample,
+    parse_labels,
+)
 from .load import detect_format, find_fer2013, load_fer2013, load_synthetic
 from .loaders import Loaders, make_loaders
 from .photos import sample_photo
@@ -50,6 +59,7 @@ __all__ = [
     "FER2013",
     "FER2013_CLASS_COUNTS",
     "FER2013_USAGE_COUNTS",
+    "LETTERS",
     "NEAR_CONSTANT_STD",
     "NO_AUGMENT",
     "USAGES",
@@ -57,16 +67,23 @@ __all__ = [
     "BatchAugment",
     "DataError",
     "DataReport",
+    "LabelAgreement",
+    "Labeller",
     "Loaders",
     "Split",
     "SplitError",
     "apply_ferplus",
     "class_weights",
+    "cohen_kappa",
     "data_report",
     "detect_format",
     "eval_transform",
+    "ferplus_labels",
+    "ferplus_votes_for",
     "fetch_fer2013",
     "find_fer2013",
+    "label_agreement",
+    "labelling_sample",
     "load_fer2013",
     "load_synthetic",
     "majority_vote",
@@ -74,6 +91,7 @@ __all__ = [
     "make_split",
     "make_synthetic_faces",
     "manual_steps",
+    "parse_labels",
     "read_fer2013_csv",
     "read_image_folders",
     "sample_photo",

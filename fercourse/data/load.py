@@ -12,7 +12,7 @@ from pathlib import Path
 from ..utils import data_dir
 from .cache import cache_path, read_cache, source_signature, write_cache
 from .dataset import FER2013, DataError
-from .ferplus import apply_ferplus
+from .ferplus import FERPLUS_FILENAME, apply_ferplus, find_ferplus_csv
 from .folders import is_image_folder_tree, read_image_folders
 from .formats import COMPETITION_TEST_ROWS, count_csv_rows, csv_kind, read_fer2013_csv
 from .synthetic import (
@@ -26,7 +26,6 @@ logger = logging.getLogger(__name__)
 
 SYNTHETIC_DIRNAME = "synthetic"
 SPLITS_DIRNAME = "splits"
-FERPLUS_FILENAME = "fer2013new.csv"
 DROPPED_TEST_CSV = "test.csv: unlabelled competition test rows"
 
 _NOT_SEARCHED = {SYNTHETIC_DIRNAME, SPLITS_DIRNAME, "__pycache__"}
@@ -152,9 +151,9 @@ def _ferplus_path(ferplus: str | Path | bool | None, source: _Source) -> Path | 
     if ferplus is None or ferplus is False:
         return None
     if ferplus is True:
-        for folder in (source.path.parent, data_dir(), data_dir() / "ferplus"):
-            if (folder / FERPLUS_FILENAME).is_file():
-                return folder / FERPLUS_FILENAME
+        found = find_ferplus_csv(source.path.parent)
+        if found is not None:
+            return found
         raise FileNotFoundError(
             f"ferplus=True but no {FERPLUS_FILENAME} next to {source.path} or in {data_dir()}; "
             "get it from https://github.com/microsoft/FERPlus (data/README.md)"

@@ -95,6 +95,18 @@ class DataReport:
     def parts(self) -> list[str]:
         return [c for c in self.counts.columns if c != "all"]
 
+    def duplicate_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each extra copy of an image next to its first copy: ``(first, copy)`` index arrays.
+
+        FER2013 labelled some identical images twice; ``fc.data.label_agreement(
+        labels[copy], labels[first])`` measures how often the dataset agrees with itself.
+        """
+        pairs = [(int(g[0]), int(c)) for g in self.duplicate_groups for c in g[1:]]
+        if not pairs:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        first, copy = np.array(pairs, dtype=np.int64).T
+        return first, copy
+
     def to_frame(self) -> pd.DataFrame:
         """Class counts per part with each class's share of the total (for notebooks)."""
         frame = self.counts.copy()

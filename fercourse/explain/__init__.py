@@ -4,7 +4,8 @@
   ``plot_gradcam``, ``plot_attention_maps`` (``attention_cnn``), ``plot_expert_weights``
   (``specialists``);
 - ``plots.py``: training curves, confusion matrix, per-class scores, predictions, reliability;
-- ``data_plots.py``: faces per emotion, augmented faces, class balance (``01_data``);
+- ``data_plots.py``: faces per emotion, augmented faces, class balance, the faces to label
+  yourself and identical faces labelled differently (``01_data``);
 - ``comparison.py``: a run's models side by side, the course team's results (``08_compare``).
 
 Introduced in ``notebooks/02_baseline.ipynb``.
@@ -13,7 +14,13 @@ Introduced in ``notebooks/02_baseline.ipynb``.
 from __future__ import annotations
 
 from .comparison import plot_comparison, plot_reference_results
-from .data_plots import plot_class_balance, plot_samples, preview_augmentations
+from .data_plots import (
+    plot_class_balance,
+    plot_faces_to_label,
+    plot_label_conflicts,
+    plot_samples,
+    preview_augmentations,
+)
 from .gradcam import (
     METHODS,
     gradcam,
@@ -39,8 +46,10 @@ __all__ = [
     "plot_comparison",
     "plot_confusion",
     "plot_expert_weights",
+    "plot_faces_to_label",
     "plot_gradcam",
     "plot_history",
+    "plot_label_conflicts",
     "plot_per_class",
     "plot_predictions",
     "plot_reference_results",

@@ -18,7 +18,13 @@ if TYPE_CHECKING:
     from ..data import FER2013
     from ..data.report import DataReport
 
-__all__ = ["plot_class_balance", "plot_samples", "preview_augmentations"]
+__all__ = [
+    "plot_class_balance",
+    "plot_faces_to_label",
+    "plot_label_conflicts",
+    "plot_samples",
+    "preview_augmentations",
+]
 
 
 def plot_samples(
@@ -149,3 +155,69 @@ def plot_class_balance(report: DataReport, ax=None, *, emoji: bool = False):
     ax.set_title(f"{title}: SYNTHETIC stand-in" if report.synthetic else f"{title}: FER2013")
     ax.legend(frameon=False)
     return ax
+
+
+def plot_faces_to_label(data: FER2013, indices, *, cols: int = 7) -> Figure:
+    """The faces of the "label it yourself" exercise, numbered, without their labels.
+
+    Introduced in ``notebooks/01_data.ipynb``.
+
+    Args:
+        data: the dataset.
+        indices: which faces, in the order you answer (``fc.data.labelling_sample(data)``).
+        cols: faces per row.
+
+    Returns:
+        The figure.
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    cols = max(1, min(cols, len(indices)))
+    rows = max(1, -(-len(indices) // cols))
+    fig = Figure(figsize=(1.25 * cols, 1.45 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for k, i in enumerate(indices):
+        ax = axes[k // cols, k % cols]
+        ax.imshow(data.images[i], cmap="gray", vmin=0, vmax=255)
+        ax.set_title(str(k + 1), fontsize=9)
+    kind = "SYNTHETIC stand-in" if data.synthetic else "FER2013"
+    fig.suptitle(f"label these {len(indices)} faces, in this order ({kind})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_label_conflicts(data: FER2013, report: DataReport, *, n: int = 6) -> Figure:
+    """Identical images that FER2013 labelled differently: one row per group, each copy titled
+    with its label and part.
+
+    Introduced in ``notebooks/01_data.ipynb``.
+
+    Args:
+        data: the dataset the report was made from.
+        report: ``fc.data.data_report(data)``.
+        n: at most this many groups.
+
+    Returns:
+        The figure (a note instead of faces when there is no such group).
+    """
+    groups = [g for g in report.duplicate_groups if len(np.unique(data.labels[g])) > 1][:n]
+    kind = "SYNTHETIC stand-in" if data.synthetic else "FER2013"
+    if not groups:
+        fig = Figure(figsize=(6, 0.8))
+        ax = fig.subplots()
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"no identical images with different labels ({kind})", ha="center")
+        return fig
+    cols = max(len(g) for g in groups)
+    fig = Figure(figsize=(1.5 * cols, 1.6 * len(groups)))
+    axes = fig.subplots(len(groups), cols, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for r, group in enumerate(groups):
+        for c, i in enumerate(group):
+            axes[r, c].imshow(data.images[i], cmap="gray", vmin=0, vmax=255)
+            axes[r, c].set_title(f"{EMOTIONS[data.labels[i]]}\n{data.usage[i]}", fontsize=8)
+    fig.suptitle(f"identical images, different labels ({kind})", fontsize=10)
+    fig.tight_layout()
+    return fig
