@@ -338,3 +338,23 @@ def test_multiscale_96px_is_an_invertible_upsampling_and_its_branch_is_not_4x():
     assert 1.3 < flops[96] / flops[48] < 1.5  # one more block, not 4x the pixels
     assert 0.9 < params[96] / params[48] < 1.1
     assert [len(b.blocks) for b in model.branches] == [2, 3, 4]
+
+
+def test_hybrid_embed_tokens_and_attention_maps():
+    """05_hybrid writes both out; here: shapes, the class token in front, rows that sum to 1."""
+    model = fc.models.create_model(
+        "hybrid_transformer", width=8, embed_dim=32, depth=2, num_heads=4, dropout=0.0
+    ).train()
+    x = torch.randn(3, 1, 48, 48)
+    tokens = model.embed_tokens(x)
+    assert tokens.shape == (3, 1 + 36, 32)
+    torch.testing.assert_close(
+        tokens[:, 0], (model.cls_token[0] + model.pos_embed[:, 0]).expand(3, -1)
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(model.forward_features(x), model.encoder(tokens))
+    maps = model.attention_maps(x)
+    assert maps.shape == (3, 4, 6, 6) and model.training  # its mode is given back
+    assert ((maps.flatten(2).sum(-1) > 0) & (maps.flatten(2).sum(-1) < 1)).all()
+    first = model.attention_maps(x, layer=0)
+    assert first.shape == maps.shape and not torch.allclose(first, maps)

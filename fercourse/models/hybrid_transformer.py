@@ -109,6 +109,15 @@ class HybridTransformer(FERModel):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, 48, 48) -> encoded tokens (B, 1 + 36, embed_dim), class token first."""
+        return self.encoder(self.embed_tokens(x))
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Encoded tokens (B, N, D) -> (B, num_classes) logits, read from the class token."""
+        return self.head(features[:, 0])
+
+    def embed_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 48, 48) -> the encoder's input (B, 1 + 36, embed_dim): class token first, plus
+        the position embedding (what :meth:`forward_features` feeds to the encoder)."""
         tokens = self.forward_tokens(x).flatten(2).transpose(1, 2)
         if tokens.shape[1] != self.pos_embed.shape[1] - self.num_prefix_tokens:
             raise ValueError(
@@ -116,11 +125,36 @@ class HybridTransformer(FERModel):
                 f"{self.grid_size[0] * 2 ** len(self.stem)}), got {tokens.shape[1]}: check the input size"
             )
         cls = self.cls_token.expand(tokens.shape[0], -1, -1)
-        return self.encoder(torch.cat([cls, tokens], dim=1) + self.pos_embed)
+        return torch.cat([cls, tokens], dim=1) + self.pos_embed
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """Encoded tokens (B, N, D) -> (B, num_classes) logits, read from the class token."""
-        return self.head(features[:, 0])
+    @torch.no_grad()
+    def attention_maps(self, x: torch.Tensor, *, layer: int = -1) -> torch.Tensor:
+        """How much the class token attends to each grid position, per head, in one layer.
+
+        Args:
+            x: (B, 1, 48, 48) normalised faces.
+            layer: the encoder layer (default: the last, whose class token the head reads).
+
+        Returns:
+            (B, num_heads, H, W) attention weights of the class token over the token grid (each
+            head's weights over all tokens, the class token included, sum to 1). The model runs
+            in eval mode for this call and gets its mode back.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            layers = self.encoder.layers
+            index = range(len(layers))[layer]
+            h = self.embed_tokens(x)
+            for block in layers[:index]:
+                h = block(h)
+            block = layers[index]
+            q = block.norm1(h) if block.norm_first else h
+            _, weights = block.self_attn(q, q, q, need_weights=True, average_attn_weights=False)
+            grid = weights[:, :, 0, self.num_prefix_tokens :]
+            return grid.reshape(*grid.shape[:2], *self.grid_size)
+        finally:
+            self.train(was_training)
 
     def gradcam_target_layer(self) -> nn.Module:
         """The 1x1 projection (6x6 map): the last layer that is still an image, one position per
