@@ -59,7 +59,7 @@ def run_recipe(
     return {
         "recipe": recipe,
         "epochs": len(history),
-        "planned_epochs": plan["epochs"],
+        "planned_epochs": plan.get("measured_epochs") or plan["epochs"],  # before any shortening
         "steps": plan["steps"],
         "images_per_s": plan["images_per_s"],
         "val_acc": history.best_val_acc,
