@@ -160,7 +160,6 @@ def test_the_smoke_course_through_slurm_with_a_cancelled_task(cluster, tmp_path,
         extends: slurm/cpu-example.yaml
         run_name: slurm-course
         notebooks:        # one epoch where the notebook does not check that the model learns
-          04_multiscale: {epochs: 1}
           05_hybrid: {epochs: 1}
           07_vit: {epochs: 1}
         """,
