@@ -61,7 +61,6 @@ class Schedule:
     ) -> None:
         warmup = warmup_epochs * steps_per_epoch
         total = max(1, epochs * steps_per_epoch)
-        self.optimizer = optimizer
         self.warmup_epochs = warmup_epochs
         self._warmup_steps = warmup
         self.total_steps = total
