@@ -7,12 +7,13 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 RUN    ?= papermill_runs/auto.yaml
 
-.PHONY: help setup demo test test-fast lint format notebooks-clean bench clean-outputs
+.PHONY: help setup demo test test-fast lint format notebooks-clean bench clean-outputs student
 
 help:
 	@echo "make demo    set up, then run every notebook headless ($(RUN)); prints the time"
 	@echo "make test    set up, then run the whole test suite (unit, notebooks via nbval, browser, SLURM, ruff)"
 	@echo "make test-fast  the suite without training-heavy and browser tests"
+	@echo "make student the student edition in student/ (solutions replaced by ..., no answer keys)"
 	@echo "make notebooks-clean  strip outputs and counts after editing a notebook in JupyterLab"
 	@echo "make lint | format | bench"
 
@@ -43,6 +44,9 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+student: $(STAMP)
+	$(PY) -m fercourse student student/
 
 notebooks-clean: $(STAMP)
 	$(PY) tools/clean_notebooks.py

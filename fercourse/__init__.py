@@ -49,6 +49,7 @@ _SUBMODULES = {
 
 # Short names for the calls every notebook makes; the full path is what the docs teach.
 _SHORTCUTS = {
+    "check": ("course", "check"),
     "fit": ("training", "fit"),
     "TrainConfig": ("training", "TrainConfig"),
     "History": ("training", "History"),

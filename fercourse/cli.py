@@ -7,6 +7,8 @@ Commands (each lives beside the code it wraps; ``python -m fercourse COMMAND --h
 - ``evaluate``  evaluate checkpoints       (fercourse/training/cli.py)
 - ``bench``     ``train``, ``budget`` or ``mirror`` figures (fercourse/bench/)
 - ``run``       run the notebooks headless with papermill (fercourse/ops/cli.py)
+- ``student``   write the student edition (fercourse/ops/edition.py)
+- ``grade``     grade a folder of submitted notebooks (fercourse/ops/grader.py)
 - ``mirror``    ``serve``: the mirror page with Voila on localhost, with a token (fercourse/mirror/server.py)
 """
 
@@ -21,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "evaluate": ("fercourse.training.cli", "evaluate_main", "evaluate trained checkpoints"),
     "bench": ("fercourse.bench", "main", "speed benchmarks: train | budget | mirror"),
     "run": ("fercourse.ops.cli", "main", "run the course notebooks headless with papermill"),
+    "student": ("fercourse.ops.edition", "main", "write the student edition (no solutions)"),
+    "grade": ("fercourse.ops.grader", "main", "grade submitted notebooks: a score table"),
     "mirror": ("fercourse.mirror.server", "main", "serve the mirror page: Voila, localhost, token"),
 }
 

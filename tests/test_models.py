@@ -177,6 +177,19 @@ def test_flops_and_description():
     assert fc.models.count_flops(model, (2, 1, 48, 48)) == 2 * fc.models.count_flops(model)
 
 
+class _Attention(torch.nn.Module):
+    def forward(self, x):
+        q = k = v = x.view(1, 3, 37, 64)  # batch 1, 3 heads, 37 tokens, 64 per head
+        return F.scaled_dot_product_attention(q, k, v)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_flops_count_attention_on_cpu(grad):
+    # QK^T and AV: two products of 37x64 by 64x37 (37x37 by 37x64) per head, 2 FLOPs a multiply-add
+    with torch.set_grad_enabled(grad):
+        assert fc.models.count_flops(_Attention(), (3 * 37 * 64,)) == 3 * 2 * (2 * 37 * 37 * 64)
+
+
 def test_attention_maps_per_block():
     model = fc.models.create_model("attention_cnn").train()
     maps = model.spatial_attention_maps(torch.randn(2, 1, 48, 48))

@@ -205,7 +205,7 @@ def test_pre_commit_cleans_the_notebooks_with_nbstripout():
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.stem)
 def test_notebook_skeleton(path):
-    """Title and what you will learn, the set-up call, exercises with self-checks, a summary."""
+    """Title and what you will learn, the set-up call, graded exercises, a questionnaire, a summary."""
     nb = read(path)
     number = path.stem[:2]
     title = nb.cells[0]
@@ -224,7 +224,10 @@ def test_notebook_skeleton(path):
     assert "## Exercises" in headings and "## Summary" in headings
     assert headings.index("## Exercises") < headings.index("## Summary")
     assert nb.cells[-1].cell_type == "markdown" and nb.cells[-1].source.startswith("## Summary")
-    assert sources.count("fc.course.check_answer") >= 2, "exercises come with self-check cells"
+    assert sources.count("fc.check(") >= 4, "exercises come with graded checks"
+    assert "## Questionnaire" in headings and "## Answer key" in headings
+    key = next(c for c in nb.cells if c.source.startswith("## Answer key"))
+    assert "answer-key" in key.metadata.get("tags", []), "the student edition leaves it out"
 
 
 @pytest.mark.parametrize("path", COURSE, ids=lambda p: p.stem)

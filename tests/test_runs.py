@@ -228,15 +228,6 @@ def test_config_overrides_keep_every_value_but_none():
     assert hybrid.warmup_epochs == 0  # its preset warms up for 5 epochs
 
 
-def test_check_answer(capsys):
-    fc.course.check_answer(..., 3, name="x")
-    assert "x: not answered yet" in capsys.readouterr().out
-    fc.course.check_answer(0.2501, 0.25, name="rate", tol=1e-3)
-    assert "rate: correct" in capsys.readouterr().out
-    with pytest.raises(AssertionError, match="look again"):
-        fc.course.check_answer("sad", "happy", hint="look again")
-
-
 def test_resolve_pretrained_falls_back_to_scratch_offline(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("FERCOURSE_VIT_WEIGHTS", raising=False)

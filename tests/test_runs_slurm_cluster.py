@@ -22,8 +22,10 @@ import pytest
 from slurm_cluster import SlurmCluster, missing_tools
 
 import fercourse as fc
+from fercourse.course import exercises_of
 from fercourse.ops import MODEL_NOTEBOOKS, NOTEBOOKS
 from fercourse.ops.cli import main as run_main
+from fercourse.ops.edition import write_student_edition
 from fercourse.ops.runner import read_status
 from fercourse.ops.slurm import job_info, plan_submission, read_submissions, scontrol_jobs
 from fercourse.ops.slurm_status import run_status
@@ -151,17 +153,24 @@ def test_a_notebook_running_in_a_live_job_is_not_started_a_second_time(cluster, 
 
 @pytest.mark.slow
 def test_the_smoke_course_through_slurm_with_a_cancelled_task(cluster, tmp_path, capsys):
-    """All eight notebooks on the CPU example, one task cancelled mid-training and resumed."""
+    """All eight notebooks on the CPU example, one task cancelled mid-training and resumed.
+
+    The course submitted is the student edition (what a class runs): it must run top to bottom
+    with every exercise unanswered, and each of its checks must say so.
+    """
     started = time.monotonic()
+    student = tmp_path / "student"
+    write_student_edition(student)
     # Kept outside papermill_runs/, as a user's own file: `extends:` finds the shipped one.
     path = write_yaml(
         tmp_path / "course.yaml",
-        """\
+        f"""\
         extends: slurm/cpu-example.yaml
         run_name: slurm-course
+        notebooks_dir: {student}
         notebooks:        # one epoch where the notebook does not check that the model learns
-          05_hybrid: {epochs: 1}
-          07_vit: {epochs: 1}
+          05_hybrid: {{epochs: 1}}
+          07_vit: {{epochs: 1}}
         """,
     )
     run = fc.ops.load_run_file(path)
@@ -250,6 +259,13 @@ def test_the_smoke_course_through_slurm_with_a_cancelled_task(cluster, tmp_path,
     assert record["notebooks"]["02_baseline"]["slurm"]["job"] == new_02
     for nb in NOTEBOOKS:
         assert (out / f"{nb}.ipynb").is_file(), nb
+        checks = [
+            "".join(o.get("data", {}).get("text/plain", ""))
+            for c in json.loads((out / f"{nb}.ipynb").read_text())["cells"]
+            if "fc.check(" in "".join(c["source"])
+            for o in c["outputs"]
+        ]
+        assert len(checks) == len(exercises_of(nb)) and all("not answered" in c for c in checks), nb
     for model in MODEL_NOTEBOOKS.values():
         files = {p.name for p in (out / model).iterdir()}
         assert {"best.safetensors", "history.json", "metrics.json", "train_state.pt"} <= files

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = args.names or list(NOTEBOOKS)
     if "08_compare" in names:  # it compares the models 02-07 trained in the same outputs folder
-        names = list(NOTEBOOKS)
+        names = list(NOTEBOOKS) + [name for name in names if name not in NOTEBOOKS]
     with tempfile.TemporaryDirectory(prefix="fercourse-refresh-") as tmp:
         os.environ.update(smoke_environment(Path(tmp)))
         for name in names:

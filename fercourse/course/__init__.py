@@ -3,7 +3,8 @@
 - :func:`resolve_preset`, :func:`config_overrides`: what a notebook's parameters mean
   (``notebooks/01_data.ipynb``, ``notebooks/02_baseline.ipynb``); :func:`resolve_pretrained`:
   whether ``07_vit`` starts from ImageNet weights;
-- :func:`check_answer`: the self-check cells under each notebook's exercises;
+- :func:`check` (also ``fc.check``): the graded checks under each notebook's exercises, whose
+  expected values live in :mod:`~fercourse.course.exercise_bank`, not in the notebooks;
 - :func:`summarize_runs`, :func:`load_trained_models`, :func:`load_metrics`,
   :func:`cpu_latency_ms`, :func:`anchor_table`: the comparison in ``08_compare``;
 - :func:`reference_results`, :func:`reference_history`, :func:`reference_ensemble`,
@@ -16,7 +17,8 @@ recording results are operations, in :mod:`fercourse.ops`.
 
 from __future__ import annotations
 
-from .exercises import check_answer
+from . import exercise_bank  # noqa: F401  (registers every exercise)
+from .checks import EXERCISES, CheckResult, check, exercises_of
 from .presets import PRESETS, config_overrides, resolve_preset, resolve_pretrained
 from .reference import (
     ORIGINAL_PROJECT,
@@ -39,13 +41,16 @@ from .summary import (
 
 __all__ = [
     "ANCHORS",
+    "EXERCISES",
     "ORIGINAL_PROJECT",
     "PRESETS",
     "REFERENCE_RESULTS_PATH",
+    "CheckResult",
     "anchor_table",
-    "check_answer",
+    "check",
     "config_overrides",
     "cpu_latency_ms",
+    "exercises_of",
     "init_label",
     "load_metrics",
     "load_trained_models",

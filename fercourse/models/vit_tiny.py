@@ -17,18 +17,20 @@ quiet machine; there, with 2 threads, the medians were ~8 ms at 48/8 and ~9 ms a
 =================  ======  =======  ===============  =========
 img_size / patch   tokens  GFLOPs   median (2 runs)  fastest
 =================  ======  =======  ===============  =========
-224 / 16 (1 ch)    196     2.11     101-117 ms       63 ms
-112 / 16           49      0.54     36-40 ms         12 ms
-96 / 16            36      0.40     32-33 ms         10 ms
-64 / 8             64      0.69     41-47 ms         21 ms
-**48 / 8**         **36**  0.39     **29-34 ms**     **10 ms**
-48 / 4             144     1.54     77-86 ms         46 ms
+224 / 16 (1 ch)    196     2.47     101-117 ms       63 ms
+112 / 16           49      0.56     36-40 ms         12 ms
+96 / 16            36      0.41     32-33 ms         10 ms
+64 / 8             64      0.73     41-47 ms         21 ms
+**48 / 8**         **36**  0.41     **29-34 ms**     **10 ms**
+48 / 4             144     1.73     77-86 ms         46 ms
 =================  ======  =======  ===============  =========
 
 The default, **48 px with 8 px patches (a 6x6 grid, 5.36M parameters)**, ties with 96 / 16 (the
 same 6x6 grid) as the fastest setting, ~3.5x faster than the 224 px size (by the medians), and
 reads the face at its native resolution: upsampling to 96, 112 or 224 px adds pixels but no
-information, while self-attention's cost grows with the square of the token count. For
+information while every extra token costs the same again in the projections and the MLP (only
+the attention products grow with the square of the token count, and they are 3% of the FLOPs at
+36 tokens, 14% at 196: 197 tokens cost ~6x, not ~28x, what 37 cost). For
 pretrained weights timm resizes the 16 px patch embedding to 8 px with FlexiViT's pseudo-inverse
 resize (Beyer et al., CVPR 2023), so that 8 px patches on the 48 px face compute approximately
 what the original 16 px filters compute on the face upsampled to 96 px; 96 / 16 is therefore the

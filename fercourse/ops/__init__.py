@@ -5,6 +5,9 @@
 - :func:`run_course` (``python -m fercourse run RUN_FILE``): notebooks 01-08 with papermill
   into ``outputs/<run>/``; :mod:`~fercourse.ops.slurm` (``--slurm``) submits them to a cluster
   (``notebooks/README.md``, ``papermill_runs/slurm/README.md``);
+- :mod:`~fercourse.ops.edition` (``python -m fercourse student OUT``): the student edition;
+  :mod:`~fercourse.ops.grader` (``python -m fercourse grade SUBMISSIONS``): grading submitted
+  notebooks into a score table;
 - :mod:`~fercourse.ops.record`: scoring trained runs and choosing ensembles for the course's
   recorded results (``tools/record_results.py``).
 """
