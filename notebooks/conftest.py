@@ -27,6 +27,7 @@ def pytest_configure(config):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # 07_vit: no 47 s of retries without a network
     os.environ.setdefault("MPLBACKEND", "agg")
     os.environ.setdefault("FERCOURSE_PROGRESS", "0")  # one line per epoch, no tqdm widgets
+    os.environ["FERCOURSE_CHECKS_STRICT"] = "1"  # these are the solutions: every check must pass
 
 
 def pytest_unconfigure(config):

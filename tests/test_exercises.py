@@ -265,3 +265,10 @@ def test_results_are_logged_for_the_grader(tmp_path, monkeypatch):
         ("09.2", "not answered", 0),
     ]
     assert repr(fc.check("09.2", 5)).startswith("\N{CHECK MARK} 09.2 (1/1) correct")
+
+
+def test_strict_checks_raise_for_the_instructor_edition(monkeypatch):
+    monkeypatch.setenv(fc.course.checks.STRICT_ENV, "1")
+    assert fc.check("09.2", 5).status == "correct"
+    with pytest.raises(AssertionError, match=r"09\.2 .* not answered"):
+        fc.check("09.2", ...)

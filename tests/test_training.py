@@ -561,6 +561,47 @@ def test_a_budgeted_run_that_slows_down_shortens_its_schedule_and_still_ends_at_
     assert all(a >= b for a, b in itertools.pairwise(rates)), rates  # no jump back up
 
 
+class _BusyAtFirst(fc.models.baseline_cnn.BaselineCNN):
+    """The baseline on a machine that is busy for a while: after the throughput measurement's 14
+    batches, the next 30 training batches take 0.1 s longer each, then it is quick again."""
+
+    batches: ClassVar[list[int]] = [0]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.batches[0] += 1
+            if 14 < self.batches[0] <= 44:
+                time.sleep(0.1)
+        return super().forward_features(x)
+
+
+def test_a_budgeted_run_that_speeds_up_again_lengthens_its_schedule(faces, tmp_path, capsys):
+    budget = 0.4  # minutes
+    model = _BusyAtFirst(**TINY)
+    template = fc.models.create_model("baseline_cnn", **TINY)
+    model.model_name, model.model_kwargs = template.model_name, template.model_kwargs
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*did not reach its end")
+        history = fit(
+            model, faces, _budget_config(budget), out_dir=tmp_path / "run", progress=False
+        )
+    elapsed = time.perf_counter() - started
+    out = capsys.readouterr().out
+    assert elapsed <= budget * 60 * 1.10, elapsed
+    # Shortened while the machine was busy, lengthened once two epochs were quick again ...
+    assert "longer than measured" in out and "shorter than measured" in out, out
+    plan = json.loads((tmp_path / "run" / "config.json").read_text())["budget"]
+    shortest = min(int(line.split(" epochs fit")[0].split()[-1]) for line in out.splitlines()
+                   if "longer than measured" in line)  # fmt: skip
+    assert plan["epochs"] > shortest, (plan, shortest)
+    # ... and still did every epoch of its final plan, its rate decaying to zero, never jumping up.
+    assert len(history) == plan["epochs"] and not history.stopped_early
+    assert history.last["lr"] == 0.0
+    rates = [row["lr"] for row in history.epochs]
+    assert all(a >= b for a, b in itertools.pairwise(rates)), rates
+
+
 _BUDGET_WORKER = textwrap.dedent(
     """
     import sys

@@ -10,7 +10,9 @@ function runs on fixed inputs against the package's (or PyTorch's, timm's) refer
 it returns a :class:`CheckResult` whose line says what happened and, when it can tell, how the
 answer went wrong ("expected a tensor of shape (8, 64, 1, 1), got (8, 64)"). With
 ``$FERCOURSE_CHECK_LOG`` set (the grader sets it) each result is also appended to that file as
-one JSON line. Introduced in ``notebooks/01_data.ipynb``.
+one JSON line. Under the notebook tests (``$FERCOURSE_CHECKS_STRICT``, set by
+``notebooks/conftest.py``) the instructor edition's checks must all be correct: any other result
+raises there. Introduced in ``notebooks/01_data.ipynb``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from typing import Any
 
 CHECK_LOG_ENV = "FERCOURSE_CHECK_LOG"
 """The environment variable naming the JSON-lines file that every check result is appended to."""
+
+STRICT_ENV = "FERCOURSE_CHECKS_STRICT"
+"""Set (to anything but ``""``/``0``) where every exercise must be answered right: the
+instructor edition under the notebook tests, where a check that is not correct raises."""
 
 STATUSES = ("correct", "wrong", "not answered", "error")
 
@@ -145,6 +151,8 @@ def check(exercise_id: str, answer: Any, **objects: Any) -> CheckResult:
         )
     result = _grade(ex, answer, objects)
     _log(result)
+    if result.status != "correct" and os.environ.get(STRICT_ENV, "") not in ("", "0"):
+        raise AssertionError(f"{result!r} (${STRICT_ENV}: every exercise must be answered right)")
     return result
 
 

@@ -150,5 +150,5 @@ Reference prediction, checked by `tests/test_default_model.py`: on {ref.get("pho
 
 Limits: FER2013 is mostly frontal, web-scraped faces with noisy labels (humans agree with them
 about 65% of the time); expect weaker results on profiles, poor light, and faces unlike the
-data's population. Disgust has 547 training faces and is the weakest class.
+data's population. Disgust has 547 faces in all (436 in Training) and is the weakest class.
 """

@@ -29,7 +29,7 @@ from typing import Any
 
 import nbformat
 
-from ..course.checks import CHECK_LOG_ENV, EXERCISES, exercises_of
+from ..course.checks import CHECK_LOG_ENV, EXERCISES, STRICT_ENV, exercises_of
 
 FIELDS = ("student", "chapter", "exercise", "title", "points", "max_points", "status", "reason")
 
@@ -210,7 +210,7 @@ def _grade_student(
             continue
         log = out / f"{notebook.stem}.checks.jsonl"
         log.unlink(missing_ok=True)
-        env = os.environ | {
+        env = {k: v for k, v in os.environ.items() if k != STRICT_ENV} | {
             CHECK_LOG_ENV: str(log.resolve()),
             "FERCOURSE_OUTPUTS": str((out / "outputs").resolve()),
             "FERCOURSE_PROGRESS": "0",

@@ -53,7 +53,7 @@ class BudgetPlan:
         epochs: the epochs that fit (the schedule is sized to them and ends at zero).
         steps: the training steps that buys (``epochs * steps_per_epoch``).
         measured_epochs: the epochs first planned from the measurement, when the run later
-            found its epochs slower and shortened the plan (else None).
+            found its epochs slower or faster and re-planned (else None).
     """
 
     budget_s: float
@@ -198,6 +198,7 @@ class BudgetClock:
         self.plan, self.done, self.guard = plan, float(spent_s), guard
         self.epoch_started = time.perf_counter()
         self.last_epoch_s = 0.0
+        self.previous_epoch_s: float | None = None
 
     def start_epoch(self) -> None:
         self.epoch_started = time.perf_counter()
@@ -207,13 +208,21 @@ class BudgetClock:
         return self.done + time.perf_counter() - self.epoch_started
 
     def end_epoch(self) -> None:
+        self.previous_epoch_s = self.last_epoch_s if self.last_epoch_s else None
         self.last_epoch_s = time.perf_counter() - self.epoch_started
         self.done += self.last_epoch_s
         self.epoch_started = time.perf_counter()
 
-    def epochs_that_fit(self) -> int:
-        """How many more epochs like the last one end within the budget."""
-        return int(max(self.plan.budget_s - self.done, 0.0) // max(self.last_epoch_s, 1e-9))
+    def epochs_that_fit(self, epoch_s: float | None = None) -> int:
+        """How many more epochs like the last one (or of ``epoch_s`` seconds) end within the budget."""
+        seconds = self.last_epoch_s if epoch_s is None else epoch_s
+        return int(max(self.plan.budget_s - self.done, 0.0) // max(seconds, 1e-9))
+
+    def steady_epoch_s(self) -> float | None:
+        """The slower of the last two epochs (``None`` before two): what a longer plan trusts."""
+        if self.previous_epoch_s is None:
+            return None
+        return max(self.previous_epoch_s, self.last_epoch_s)
 
     def next_epoch_overruns(self) -> bool:
         """Whether another epoch like the last one would end past the budget (plus 2%)."""

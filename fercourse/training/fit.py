@@ -432,16 +432,27 @@ class _Fit:
         return plan
 
     def _replan(self) -> None:
-        """Fewer epochs fit than planned (the machine got slower): end the schedule sooner."""
+        """The epochs take longer, or shorter, than measured: end the schedule where the budget does.
+
+        Slower: as many epochs as fit at the last epoch's pace. Faster: more epochs (up to the
+        recipe's ``epochs``), only when the last two epochs both leave room for them, so one quick
+        epoch on a machine that frees up for a moment does not buy epochs the budget cannot pay.
+        """
         if self.plan is None or self.clock is None or not self.clock.guard:
             return  # a resumed run finishes the plan it saved
         epochs = self.epoch + self.clock.epochs_that_fit()
-        if not self.epoch < epochs < self.epochs:
-            return  # the plan still fits (or not even one more epoch does: _out_of_budget)
+        if not self.epoch < epochs < self.epochs:  # the plan still fits (or nothing more does)
+            steady = self.clock.steady_epoch_s()
+            if steady is None:
+                return
+            epochs = min(self.epoch + self.clock.epochs_that_fit(steady), self.config.epochs)
+            if epochs <= self.epochs:
+                return
         steps_per_epoch = len(self.loaders.train)
         self.schedule.end_at(epochs * steps_per_epoch)
+        pace = "longer" if epochs < self.epochs else "shorter"
         print(
-            f"[{self.name}] epoch {self.epoch} took {self.clock.last_epoch_s:.0f} s, longer than "
+            f"[{self.name}] epoch {self.epoch} took {self.clock.last_epoch_s:.0f} s, {pace} than "
             f"measured: {epochs} epochs fit, not {self.epochs}; the schedule now ends there",
             flush=True,
         )
@@ -453,7 +464,7 @@ class _Fit:
         )
         self.epochs = epochs
         self.run_dir.write_config(self._config_record())
-        self._save_state()  # a resume finishes the shortened schedule
+        self._save_state()  # a resume finishes the re-planned schedule
 
     def _out_of_budget(self) -> bool:
         """A budgeted run stops before an epoch that would clearly overrun the budget."""

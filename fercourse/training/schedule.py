@@ -117,11 +117,12 @@ class Schedule:
         )
 
     def end_at(self, total_steps: int) -> None:
-        """Make the per-step schedule end at ``total_steps`` (fewer than planned), smoothly.
+        """Make the per-step schedule end at ``total_steps`` (fewer or more than planned), smoothly.
 
-        A budgeted run calls it when its epochs take longer than measured: the rate goes on from
-        where it is now and reaches the end of its decay at the new last step, instead of being
-        cut off half-way. The warm-up is kept when it still fits.
+        A budgeted run calls it when its epochs take longer (or shorter) than measured: the rate
+        goes on from where it is now and reaches the end of its decay at the new last step,
+        instead of being cut off half-way (or idling at the end). The warm-up is kept when it
+        still fits.
         """
         now = self.per_step.last_epoch if self.per_step is not None else 0
         if self.step_limit is not None and self.step_limit == self.total_steps:
