@@ -217,15 +217,12 @@ def same_number(
 
 
 def _is_scalar(value: Any) -> bool:
-    try:
-        import numpy as np
-        import torch
+    import numpy as np
+    import torch
 
-        if isinstance(value, torch.Tensor):
-            return value.numel() == 1
-        return isinstance(value, np.generic) and np.ndim(value) == 0
-    except ImportError:  # pragma: no cover - both ship with the course
-        return False
+    if isinstance(value, torch.Tensor):
+        return value.numel() == 1
+    return isinstance(value, np.generic) and np.ndim(value) == 0
 
 
 def same_name(answer: Any, expected: str, *, choices: Iterable[str], hint: str = "") -> str:
@@ -256,21 +253,16 @@ def same_tensor(
         raise Feedback(
             f"expected {what} as a tensor of shape {tuple(want.shape)}, got {type(got).__name__}"
         )
+    got = got.detach().float()
+    if tuple(got.shape) == tuple(want.shape) and torch.allclose(got, want.float(), atol=atol):
+        return ""
+    for wrong, message in near:  # a known mistake, whatever its shape
+        if tuple(wrong.shape) == tuple(got.shape) and torch.allclose(got, wrong.float(), atol=atol):
+            raise Feedback(f"close: {message}")
     if tuple(got.shape) != tuple(want.shape):
-        for wrong, message in near:
-            if tuple(got.shape) == tuple(wrong.shape) and torch.allclose(
-                got.float(), wrong.float(), atol=atol
-            ):
-                raise Feedback(f"close: {message}")
         raise Feedback(
             f"expected {what} as a tensor of shape {tuple(want.shape)}, got {tuple(got.shape)}"
         )
-    got = got.detach().float()
-    if torch.allclose(got, want.float(), atol=atol):
-        return ""
-    for wrong, message in near:
-        if tuple(wrong.shape) == tuple(got.shape) and torch.allclose(got, wrong.float(), atol=atol):
-            raise Feedback(f"close: {message}")
     error = (got - want.float()).abs().max().item()
     raise Feedback(
         f"{what} has the right shape but differs from the reference by up to {error:.3g}"

@@ -57,6 +57,12 @@ class Execution:
     seconds: float = 0.0
 
 
+def default_out_dir(submissions: str | Path) -> Path:
+    """Where the grader writes when not told: ``<submissions>-graded`` next to the folder."""
+    root = Path(submissions)
+    return root.with_name(root.name + "-graded")
+
+
 def _chapter_of(path: Path) -> str | None:
     number = path.name[:2]
     return number if number.isdigit() and exercises_of(number) else None
@@ -182,7 +188,7 @@ def grade_submissions(
         raise FileNotFoundError(
             f"{root}: no student folders (expected {root}/<student>/NN_name.ipynb)"
         )
-    out = Path(out_dir) if out_dir is not None else root.with_name(root.name + "-graded")
+    out = Path(out_dir) if out_dir is not None else default_out_dir(root)
     out.mkdir(parents=True, exist_ok=True)
     wanted = sorted({ex.chapter for ex in EXERCISES.values()}) if chapters is None else chapters
     grades: list[Grade] = []
@@ -296,11 +302,7 @@ def main(argv: list[str]) -> int:
     except FileNotFoundError as err:
         print(f"fercourse grade: {err}", file=sys.stderr)
         return 2
-    out = (
-        Path(args.out)
-        if args.out
-        else Path(args.submissions).with_name(Path(args.submissions).name + "-graded")
-    )
+    out = Path(args.out) if args.out else default_out_dir(args.submissions)
     print(summary(grades))
     print(f"\ngrades: {out / 'grades.csv'}")
     return 0
