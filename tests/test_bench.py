@@ -45,7 +45,10 @@ def test_bench_budget_trains_both_recipes_in_the_same_budget(capsys, tmp_path):
     out = capsys.readouterr().out
     rows = {line.split("|")[1].strip(): line for line in out.splitlines() if "| **" in line}
     assert set(rows) == {"fercourse", "original"}
-    assert "synthetic stand-in" in out
+    assert "synthetic stand-in" in out and "with flip TTA" in out
+    for line in rows.values():  # both scored as they are and with flip TTA
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        assert len(cells) == 8 and 0 <= float(cells[6].rstrip("%")) <= 100
     for recipe in rows:  # each recipe's own budgeted run folder, with the plan it bought
         plan = fc.rundir.RunDir(tmp_path / "out" / recipe).config()["budget"]
         assert plan["budget_s"] == 3.0 and plan["epochs"] >= 1

@@ -602,6 +602,25 @@ def test_a_budgeted_run_that_speeds_up_again_lengthens_its_schedule(faces, tmp_p
     assert all(a >= b for a, b in itertools.pairwise(rates)), rates
 
 
+def test_after_one_epoch_a_plan_floored_to_it_takes_the_epoch_that_still_fits():
+    from fercourse.training.budget import BudgetClock, plan_budget
+
+    # 600 s, 20 s set-up, epochs measured at 290 s: the 5% margin floors the plan to one epoch.
+    plan = plan_budget(600, setup_s=20, train_images=25_800, val_images=2_900,
+                       steps_per_epoch=404, train_images_per_s=90, val_images_per_s=1000)  # fmt: skip
+    assert plan.epochs == 1
+    clock = BudgetClock(plan, plan.setup_s)
+    assert clock.steady_epoch_s() is None  # nothing run yet
+    clock.done, clock.last_epoch_s = plan.setup_s + 285.0, 285.0  # a little quicker than measured
+    steady = clock.steady_epoch_s()
+    assert steady == pytest.approx(plan.train_s_per_epoch + plan.val_s_per_epoch)  # the slower
+    assert clock.epochs_that_fit(steady) == 1  # 295 s left: the second epoch fits after all
+    clock.last_epoch_s = 330.0  # a first epoch slower than measured is what is trusted then
+    assert clock.steady_epoch_s() == 330.0
+    clock.previous_epoch_s, clock.last_epoch_s = 250.0, 240.0  # after two: the slower of the two
+    assert clock.steady_epoch_s() == 250.0
+
+
 _BUDGET_WORKER = textwrap.dedent(
     """
     import sys

@@ -219,10 +219,19 @@ class BudgetClock:
         return int(max(self.plan.budget_s - self.done, 0.0) // max(seconds, 1e-9))
 
     def steady_epoch_s(self) -> float | None:
-        """The slower of the last two epochs (``None`` before two): what a longer plan trusts."""
-        if self.previous_epoch_s is None:
+        """What a longer plan trusts: the slower of the last two epochs (``None`` before one).
+
+        After the first epoch, the measurement stands in for the epoch before it: the slower of
+        the first epoch and the epoch the plan was measured to take. A plan floored to one or two
+        epochs can then take the epoch that fits after all, without trusting one quick epoch.
+        """
+        if not self.last_epoch_s:
             return None
-        return max(self.previous_epoch_s, self.last_epoch_s)
+        before = self.previous_epoch_s
+        if before is None:
+            plan = self.plan
+            before = plan.train_s_per_epoch + plan.val_s_per_epoch + plan.overhead_s_per_epoch
+        return max(before, self.last_epoch_s)
 
     def next_epoch_overruns(self) -> bool:
         """Whether another epoch like the last one would end past the budget (plus 2%)."""

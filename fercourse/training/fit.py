@@ -435,11 +435,14 @@ class _Fit:
         """The epochs take longer, or shorter, than measured: end the schedule where the budget does.
 
         Slower: as many epochs as fit at the last epoch's pace. Faster: more epochs (up to the
-        recipe's ``epochs``), only when the last two epochs both leave room for them, so one quick
-        epoch on a machine that frees up for a moment does not buy epochs the budget cannot pay.
+        recipe's ``epochs``), only when the last two epochs both leave room for them (after the
+        first, that epoch and the measured one), so one quick epoch on a machine that frees up
+        for a moment does not buy epochs the budget cannot pay.
         """
         if self.plan is None or self.clock is None or not self.clock.guard:
             return  # a resumed run finishes the plan it saved
+        if self.epoch >= self.epochs and self.schedule.decays_to_end:
+            return  # its decay has ended: more epochs would only train at the last rate
         epochs = self.epoch + self.clock.epochs_that_fit()
         if not self.epoch < epochs < self.epochs:  # the plan still fits (or nothing more does)
             steady = self.clock.steady_epoch_s()

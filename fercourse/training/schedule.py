@@ -63,6 +63,8 @@ class Schedule:
         total = max(1, epochs * steps_per_epoch)
         self.warmup_epochs = warmup_epochs
         self._warmup_steps = warmup
+        # One-cycle, cosine and linear end their decay at the last step; plateau has no end.
+        self.decays_to_end = scheduler in ("onecycle", "cosine", "linear")
         self.total_steps = total
         # Where a shortened decay starts (end_at): (step, rate factor there), else None.
         self.anchor: tuple[int, float] | None = None
