@@ -613,7 +613,7 @@ def test_after_one_epoch_a_plan_floored_to_it_takes_the_epoch_that_still_fits():
     assert clock.steady_epoch_s() is None  # nothing run yet
     clock.done, clock.last_epoch_s = plan.setup_s + 285.0, 285.0  # a little quicker than measured
     steady = clock.steady_epoch_s()
-    assert steady == pytest.approx(plan.train_s_per_epoch + plan.val_s_per_epoch)  # the slower
+    assert steady == plan.epoch_s == pytest.approx(plan.train_s_per_epoch + plan.val_s_per_epoch)
     assert clock.epochs_that_fit(steady) == 1  # 295 s left: the second epoch fits after all
     clock.last_epoch_s = 330.0  # a first epoch slower than measured is what is trusted then
     assert clock.steady_epoch_s() == 330.0

@@ -11,7 +11,8 @@ the same data and the same CPU threads:
 
 then scores both best checkpoints (chosen on val) once on PrivateTest, as they are and with
 horizontal-flip test-time augmentation (the mean of a face's and its mirror image's
-probabilities), and prints a table with the measured images/s. FER2013 when it is found, else the synthetic faces (and it says so).
+probabilities), and prints a table with the measured images/s. FER2013 when it is found, else
+the synthetic faces (and it says so).
 """
 
 from __future__ import annotations

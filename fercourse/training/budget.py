@@ -66,6 +66,11 @@ class BudgetPlan:
     steps: int
     measured_epochs: int | None = None
 
+    @property
+    def epoch_s(self) -> float:
+        """Seconds one epoch was measured to take: training, validation and its checkpoints."""
+        return self.train_s_per_epoch + self.val_s_per_epoch + self.overhead_s_per_epoch
+
     def to_dict(self) -> dict[str, float | int]:
         return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
@@ -227,10 +232,7 @@ class BudgetClock:
         """
         if not self.last_epoch_s:
             return None
-        before = self.previous_epoch_s
-        if before is None:
-            plan = self.plan
-            before = plan.train_s_per_epoch + plan.val_s_per_epoch + plan.overhead_s_per_epoch
+        before = self.plan.epoch_s if self.previous_epoch_s is None else self.previous_epoch_s
         return max(before, self.last_epoch_s)
 
     def next_epoch_overruns(self) -> bool:
