@@ -108,8 +108,9 @@ def resolve_runtime(
 
     Args:
         device: ``"auto"`` (CUDA when available, else CPU) or any torch device.
-        amp: ``"auto"`` (bf16 on CUDA, off elsewhere), ``"bf16"``, ``"fp16"`` (CUDA only) or
-            ``"off"``.
+        amp: ``"auto"`` (bf16 on CUDA, off elsewhere), ``"native"`` (as ``"auto"`` on CUDA; on
+            a CPU bf16 where it is native, :func:`cpu_has_native_bf16`, else off), ``"bf16"``,
+            ``"fp16"`` (CUDA only) or ``"off"``.
         channels_last: ``"auto"`` (on CUDA), ``True`` or ``False``.
 
     Raises:
@@ -117,7 +118,9 @@ def resolve_runtime(
     """
     dev = default_device(device)
     cuda = dev.type == "cuda"
-    if amp == "auto":
+    if amp == "native" and not cuda:
+        dtype = torch.bfloat16 if cpu_has_native_bf16() else None
+    elif amp in ("auto", "native"):
         # bf16 needs no loss scaling and is supported by every GPU from Ampere on.
         dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else None
         if cuda and dtype is None:
@@ -131,6 +134,6 @@ def resolve_runtime(
     elif amp == "off":
         dtype = None
     else:
-        raise ValueError(f"amp must be 'auto', 'bf16', 'fp16' or 'off', got {amp!r}")
+        raise ValueError(f"amp must be 'auto', 'native', 'bf16', 'fp16' or 'off', got {amp!r}")
     last = cuda if channels_last == "auto" else bool(channels_last)
     return Runtime(device=dev, amp_dtype=dtype, channels_last=last)

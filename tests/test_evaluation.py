@@ -221,6 +221,22 @@ def test_runtime_on_cpu():
     assert described["hardware"].endswith(f"({len(os.sched_getaffinity(0))} cores)")
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_native_amp_is_bf16_only_on_a_cpu_that_has_it(monkeypatch, native):
+    # The smoke and class presets train with amp="native"; inference ("auto") stays in float32.
+    import fercourse.runtime
+
+    monkeypatch.setattr(fercourse.runtime, "cpu_has_native_bf16", lambda: native)
+    expected = torch.bfloat16 if native else None
+    assert resolve_runtime("cpu", amp="native").amp_dtype == expected
+    assert resolve_runtime("cpu").amp_dtype is None
+    for preset in ("smoke", "class"):
+        config = fc.TrainConfig.for_model("baseline_cnn", preset=preset)
+        assert config.amp == "native"
+        assert resolve_runtime("cpu", config.amp).amp_dtype == expected
+    assert fc.TrainConfig.for_model("baseline_cnn", preset="full").amp == "auto"
+
+
 # ---------------------------------------------------------------------------------------------
 # Is a difference real? Bootstrap intervals and McNemar's paired test (08_compare)
 

@@ -302,6 +302,24 @@ def test_vit_offline_without_weights_fails_fast(tmp_path, monkeypatch):
     assert vit_module.WEIGHTS_ENV in message and "weights_path=" in message
 
 
+def test_vit_without_weights_and_without_the_hub_says_so_at_once(tmp_path, monkeypatch):
+    # Online settings, but the hub's host does not resolve: one look-up, not the client's retries.
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "https://no-such-hub.invalid")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    for proxy in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    monkeypatch.delenv(vit_module.WEIGHTS_ENV, raising=False)
+    with pytest.raises(RuntimeError) as info:
+        vit_module.resolve_pretrained_file()
+    message = str(info.value)
+    assert "the hub https://no-such-hub.invalid cannot be reached (gaierror" in message
+    assert info.value.__cause__ is None  # the probe answered: the hub client was never asked
+    assert vit_module.WEIGHTS_ENV in message
+
+
 def test_vit_weights_path_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         fc.models.create_model("vit_tiny", pretrained=True, weights_path=str(tmp_path / "no.pth"))

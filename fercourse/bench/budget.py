@@ -58,7 +58,8 @@ def run_recipe(
     minutes_used = (time.perf_counter() - started) / 60
     test = fc.evaluate(model, data, "PrivateTest", split_obj=split, save_to=out / recipe)
     flip = fc.evaluate(model, data, "PrivateTest", split_obj=split, tta="flip")
-    plan = fc.rundir.RunDir(out / recipe).config()["budget"]
+    recorded = fc.rundir.RunDir(out / recipe).config()
+    plan = recorded["budget"]
     return {
         "recipe": recipe,
         "epochs": len(history),
@@ -70,7 +71,7 @@ def run_recipe(
         "private_f1": test["macro_f1"],
         "private_acc_flip": flip["accuracy"],
         "minutes": minutes_used,
-        "amp": config.amp,
+        "amp": recorded["runtime"]["amp"],  # what "native" became on this machine
         "stopped_early": history.stopped_early,
     }
 

@@ -53,6 +53,9 @@ from __future__ import annotations
 
 import functools
 import os
+import socket
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -225,8 +228,9 @@ def resolve_pretrained_file(weights_path: str | os.PathLike | None = None) -> st
     """The local file ``pretrained=True`` loads the ImageNet weights from.
 
     ``weights_path`` or ``$FERCOURSE_VIT_WEIGHTS`` when given; otherwise huggingface_hub's
-    ``hf_hub_download`` (the cache first, then the hub), which honours ``HF_HUB_OFFLINE`` and
-    its own timeouts, so offline without weights fails at once instead of timm's retries.
+    ``hf_hub_download``: the cache first, then the hub. Offline without the weights this fails at
+    once: with ``HF_HUB_OFFLINE``, and when the hub's host cannot be looked up or connected to
+    (one try, a few seconds at most, where the hub client retries for about 25 seconds).
 
     Raises:
         FileNotFoundError: the given path is not a file.
@@ -244,17 +248,40 @@ def resolve_pretrained_file(weights_path: str | os.PathLike | None = None) -> st
     from huggingface_hub import constants, hf_hub_download
 
     try:
-        return hf_hub_download(HF_WEIGHTS, "model.safetensors")
-    except Exception as exc:  # offline, unreachable, or refused: say what to do instead
-        reason = (
-            "HF_HUB_OFFLINE is set"
-            if constants.HF_HUB_OFFLINE
-            else f"the hub {constants.ENDPOINT} cannot be reached ({type(exc).__name__}: {exc})"
-        )
-        raise RuntimeError(
-            f"vit_tiny(pretrained=True) needs the ImageNet weights, but {reason} and they are "
-            "not in the Hugging Face cache. " + _how_to_get_weights()
-        ) from exc
+        return hf_hub_download(HF_WEIGHTS, "model.safetensors", local_files_only=True)
+    except Exception:  # not in the cache: the hub, if it can be had
+        pass
+    failure: Exception | None = None
+    if constants.HF_HUB_OFFLINE:
+        reason = "HF_HUB_OFFLINE is set"
+    else:
+        reason = _unreachable(constants.ENDPOINT)
+        if reason is None:
+            try:
+                return hf_hub_download(HF_WEIGHTS, "model.safetensors")
+            except Exception as exc:  # refused, or lost on the way: say what to do instead
+                reason, failure = f"{type(exc).__name__}: {exc}", exc
+        reason = f"the hub {constants.ENDPOINT} cannot be reached ({reason})"
+    raise RuntimeError(
+        f"vit_tiny(pretrained=True) needs the ImageNet weights, but {reason} and they are "
+        "not in the Hugging Face cache. " + _how_to_get_weights()
+    ) from failure
+
+
+def _unreachable(endpoint: str, timeout_s: float = 3.0) -> str | None:
+    """Why ``endpoint``'s host cannot be reached (one look-up and connection), or ``None``.
+
+    Behind a proxy (``$HTTPS_PROXY`` and the like) only the hub client can tell: ``None``.
+    """
+    url = urllib.parse.urlsplit(endpoint)
+    if url.hostname is None or urllib.request.getproxies().get(url.scheme):
+        return None
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout_s).close()
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def _how_to_get_weights() -> str:
