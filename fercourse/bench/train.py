@@ -62,7 +62,8 @@ def measure(
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         warmup_steps: untimed steps first (allocations, autotuning).
         min_steps: measure at least this many interleaved steps, even past ``seconds``.
-        amp: ``TrainConfig.amp``: ``"auto"`` (bf16 on CUDA, off on the CPU), ``"bf16"``, ...
+        amp: ``TrainConfig.amp``: ``"auto"`` (bf16 on CUDA, off on the CPU), ``"native"`` (and
+            bf16 on a CPU that has it), ``"bf16"``, ...
         channels_last: ``TrainConfig.channels_last``.
 
     Returns:
@@ -218,6 +219,8 @@ def main(argv: list[str]) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from ..training.config import AMP_MODES
+
     parser = argparse.ArgumentParser(
         prog="python -m fercourse bench train",
         description="Training images/s per model, with the data pipeline and on in-memory tensors.",
@@ -232,8 +235,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--amp",
         default="auto",
-        choices=["auto", "bf16", "fp16", "off"],
-        help="autocast as in TrainConfig.amp (bf16 helps CPUs with AVX512-BF16 or AMX)",
+        choices=AMP_MODES,
+        help="autocast as in TrainConfig.amp (bf16 helps CPUs with AVX512-BF16 or AMX: native)",
     )
     parser.add_argument(
         "--channels-last",
