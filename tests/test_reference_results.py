@@ -50,8 +50,11 @@ def test_collect_results_scores_both_tests_with_and_without_flip(trained):
     assert row["test_faces"] == int((data.usage == "PrivateTest").sum())
     assert row["original_project"] == pytest.approx(0.52)
     assert [e["epoch"] for e in row["history"]] == [1, 2]
-    # Where it trained, from the run's config.json: the CPU, its torch threads, fp32 (no autocast).
-    assert re.fullmatch(r".+, (1 thread|\d+ threads)", row["hardware"]), row["hardware"]
+    # Where it trained, from the run's config.json: the CPU, its torch threads, and bf16 autocast
+    # exactly when the smoke preset's amp="native" chose it on this CPU.
+    autocast = ", bf16 autocast" if fc.runtime.cpu_has_native_bf16() else ""
+    pattern = r".+, (1 thread|\d+ threads)" + re.escape(autocast)
+    assert re.fullmatch(pattern, row["hardware"]), row["hardware"]
     # The scores also land in the run's metrics.json, plain and flip.
     metrics = json.loads((root / "baseline_cnn" / "metrics.json").read_text())
     assert metrics["PrivateTest"]["accuracy"] == pytest.approx(row["private_acc"])
