@@ -222,9 +222,9 @@ class TrainConfig:
                 ReduceLROnPlateau, early stopping, class-weighted cross-entropy), ``"smoke"``
                 (4 epochs on a stratified subset, 3,000 training images for the baseline and
                 fewer for the slower models, one-cycle schedule, no augmentation or class
-                weights, bf16 where the CPU has it: about a minute on 2 CPU cores) or ``"class"`` (real FER2013 on a
-                CPU in a class period: an 8-minute budget, one-cycle, label smoothing, bf16
-                where the CPU has it). The model's own values come from its registered recipe
+                weights, bf16 where the CPU has it: about a minute on 2 CPU cores) or
+                ``"class"`` (real FER2013 on a CPU in a class period: an 8-minute budget,
+                one-cycle, label smoothing, bf16 where the CPU has it). The model's own values come from its registered recipe
                 (``fc.models.model_info(name).recipes``).
             **overrides: any field of :class:`TrainConfig`; applied last.
 
