@@ -246,10 +246,11 @@ def resolve_pretrained_file(weights_path: str | os.PathLike | None = None) -> st
             )
         return str(path)
     from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
         return hf_hub_download(HF_WEIGHTS, "model.safetensors", local_files_only=True)
-    except Exception:  # not in the cache: the hub, if it can be had
+    except LocalEntryNotFoundError:  # not in the cache: the hub, if it can be had
         pass
     failure: Exception | None = None
     if constants.HF_HUB_OFFLINE:
