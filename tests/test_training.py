@@ -81,6 +81,23 @@ def test_per_model_defaults_and_presets():
     assert TrainConfig.from_dict(smoke.to_dict()) == smoke
 
 
+def test_the_augmentation_recipe_reaches_the_training_loader(faces, tmp_path):
+    from fercourse.runtime import resolve_runtime
+    from fercourse.training.fit import _make_loaders
+
+    assert TrainConfig.for_model("baseline_cnn", preset="class").augment_recipe == "light"
+    assert TrainConfig.for_model("baseline_cnn", preset="full").augment_recipe == "standard"
+    split = fc.data.make_split(faces, path=tmp_path / "split.json")
+    for recipe, settings in fc.data.AUGMENT_RECIPES.items():
+        config = TrainConfig.for_model("baseline_cnn", preset="full", augment_recipe=recipe)
+        loaders = _make_loaders(faces, split, config, resolve_runtime("cpu"))
+        assert loaders.train.augment.settings == settings
+    assert fc.data.LIGHT_AUGMENT.color_p == fc.data.LIGHT_AUGMENT.erase_p == 0
+    assert fc.data.LIGHT_AUGMENT.flip_p > 0 and fc.data.LIGHT_AUGMENT.affine_p > 0
+    with pytest.raises(ValueError, match="augment_recipe must be one of standard, light"):
+        TrainConfig(augment_recipe="heavy")
+
+
 def test_config_errors_are_clear():
     with pytest.raises(ValueError, match="did you mean 'lr'"):
         TrainConfig.for_model("baseline_cnn", lrr=0.1)

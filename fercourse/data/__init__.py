@@ -18,7 +18,9 @@ weights, samplers, subsets), ``augment``, ``loaders``, ``fetch`` and ``cli``.
 from __future__ import annotations
 
 from .augment import (
+    AUGMENT_RECIPES,
     DEFAULT_AUGMENT,
+    LIGHT_AUGMENT,
     NO_AUGMENT,
     AugmentSettings,
     BatchAugment,
@@ -54,12 +56,14 @@ from .splits import Split, SplitError, make_split
 from .synthetic import DEFAULT_SYNTHETIC_N, make_synthetic_faces
 
 __all__ = [
+    "AUGMENT_RECIPES",
     "DEFAULT_AUGMENT",
     "DEFAULT_SYNTHETIC_N",
     "FER2013",
     "FER2013_CLASS_COUNTS",
     "FER2013_USAGE_COUNTS",
     "LETTERS",
+    "LIGHT_AUGMENT",
     "NEAR_CONSTANT_STD",
     "NO_AUGMENT",
     "USAGES",

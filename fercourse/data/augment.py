@@ -4,6 +4,9 @@ tensor operations on whole uint8 batches (CPU or GPU).
 The recipe (:class:`AugmentSettings`): a horizontal flip, a small affine (rotation, scale,
 translation, reflected borders), brightness/contrast jitter and one erased rectangle
 (CoarseDropout / random erasing). Faces stay faces: no vertical flips, no large rotations.
+:data:`AUGMENT_RECIPES` names the recipes a training configuration can pick: ``"standard"``
+(all four, for long runs) and ``"light"`` (the flip and the affine only, for the short budgeted
+runs of the ``class`` preset, which end before the stronger recipe pays off).
 
 - :func:`train_transform` / :func:`eval_transform`: albumentations 2.x pipelines (``Affine``, not
   the deprecated ``ShiftScaleRotate``; ``CoarseDropout(num_holes_range=..., hole_height_range=...,
@@ -67,7 +70,11 @@ class AugmentSettings:
 
 
 DEFAULT_AUGMENT = AugmentSettings()
+LIGHT_AUGMENT = AugmentSettings(color_p=0, erase_p=0)
 NO_AUGMENT = AugmentSettings(flip_p=0, affine_p=0, color_p=0, erase_p=0)
+
+AUGMENT_RECIPES: dict[str, AugmentSettings] = {"standard": DEFAULT_AUGMENT, "light": LIGHT_AUGMENT}
+"""The recipes a ``TrainConfig.augment_recipe`` names."""
 
 
 def train_transform(settings: AugmentSettings = DEFAULT_AUGMENT, *, seed: int | None = None):

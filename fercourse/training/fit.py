@@ -581,13 +581,14 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
 
 
 def _make_loaders(data: FER2013, split: Split, config: TrainConfig, runtime: Runtime) -> Any:
-    from ..data import make_loaders
+    from ..data import AUGMENT_RECIPES, make_loaders
 
     return make_loaders(
         data,
         split,
         batch_size=config.batch_size,
         augment=config.augment,
+        settings=AUGMENT_RECIPES[config.augment_recipe],
         weighted_sampler=config.weighted_sampler,
         device=runtime.device,
         seed=config.seed,
