@@ -4,10 +4,11 @@
 the same data and the same CPU threads:
 
 (a) **fercourse**: the ``class`` preset with ``budget_minutes`` (the schedule sized to the
-    epochs that fit and decaying to zero: one-cycle, label smoothing, no class weights, bf16
-    autocast where the CPU has native bf16, channels-last);
+    epochs that fit and decaying to zero: one-cycle, label smoothing, no class weights, the light
+    augmentation, bf16 autocast where the CPU has native bf16, channels-last);
 (b) **original**: the original project's recipe (AdamW at 1e-3, ReduceLROnPlateau,
-    class-weighted cross-entropy, batch 64, float32) for the epochs that fit the same budget,
+    class-weighted cross-entropy, the standard augmentation, batch 64, float32) for the epochs
+    that fit the same budget,
 
 then scores both best checkpoints (chosen on val) once on PrivateTest, as they are and with
 horizontal-flip test-time augmentation (the mean of a face's and its mirror image's

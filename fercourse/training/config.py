@@ -53,7 +53,7 @@ DISTILL_MODES = ("hard", "soft")
 # per model), the schedule sized to it and decaying to zero, label smoothing, the light
 # augmentation (flips and small shifts, rotations and zooms; no brightness jitter or erasing), no
 # class weights, bf16 autocast where the CPU has native bf16 and channels-last
-# tensors (notebooks/README.md has the measurements behind it).
+# tensors (the README's "In a class period" has the measurements behind it).
 PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
     "full": {},
     "smoke": {
