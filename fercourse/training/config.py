@@ -21,9 +21,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
-from ..data.augment import AUGMENT_RECIPES
-from ..data.loaders import AUGMENT_MODES
-
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULERS = ("plateau", "cosine", "onecycle", "linear", "none")
 MONITORS = ("val_acc", "val_loss")
@@ -199,6 +196,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         # The one place where values are checked: types first (from the annotations), then the
         # choices and ranges; every message names the field and the value.
+        # The augmentation choices belong to the data room; imported here, not with this module,
+        # so `import fercourse.training` does not pull in albumentations and OpenCV.
+        from ..data.augment import AUGMENT_RECIPES
+        from ..data.loaders import AUGMENT_MODES
+
         hints = typing.get_type_hints(type(self))
         for f in fields(self):
             setattr(self, f.name, _typed(f.name, getattr(self, f.name), hints[f.name]))
